@@ -1,0 +1,36 @@
+"""Stubs for the Cython VPD walker (fastvpd/_vpd.pyx)."""
+
+NO_VPD: int
+NO_END_TAG: int
+RESOURCE_OVERRUN: int
+FIELD_OVERRUN: int
+STRAY_BYTES: int
+NO_VPD_R: int
+NO_RV: int
+RV_NOT_LAST: int
+RV_EMPTY: int
+CHECKSUM_BAD: int
+RW_IN_VPD_R: int
+RV_IN_VPD_W: int
+RW_NOT_LAST: int
+RW_REPEATED: int
+BAD_NAME: int
+UNKNOWN_RESOURCE: int
+INVALID_KEYWORD: int
+WRONG_SECTION: int
+NOT_TEXT: int
+MAX_VPD_SIZE: int
+CHECKSUM_NONE: int
+CHECKSUM_BAD_STATE: int
+CHECKSUM_OK: int
+
+def text(raw: bytes | bytearray | memoryview) -> str | None: ...
+def parse(
+    data: bytes | bytearray | memoryview,
+) -> tuple[
+    bytes | None,
+    list[tuple[str, bytes]],
+    list[tuple[str, bytes]],
+    int,
+    list[tuple[int, int, str | None]],
+]: ...
