@@ -1,0 +1,161 @@
+"""The object model: addresses, devices built from walker rows, inventory queries, Nova dicts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import fastvpd
+from fastvpd.model import FLAG_INFERRED, Inventory, PciAddress, PciDevice
+from fastvpd.samples import dpu_vpd
+
+PF_MAC = "b8:ce:f6:00:00:01"
+
+
+def row(address, *, vendor=0x15B3, device=0xA2D6, klass=0x020000, numa=0, kind=0, parent=-1,
+        vf_num=-1, total_vfs=-1, num_vfs=-1, offset=-1, stride=-1, vf_device=-1, flags=0,
+        driver="mlx5_core", netdevs=(), vpd=None):
+    return (address, vendor, device, -1, -1, klass, numa, kind, parent, vf_num, total_vfs,
+            num_vfs, offset, stride, vf_device, flags, driver, tuple(netdevs), vpd)
+
+
+def small_host(pf_netdev=True, vf_vpd=None):
+    rows = [
+        row("0000:03:00.0", device=0x0001, klass=0x010802, driver="nvme", numa=-1),
+        row("0000:82:00.0", kind=1, total_vfs=8, num_vfs=2, offset=2, stride=1, vf_device=0x101E,
+            netdevs=[("ens1f0", PF_MAC), ("ens1f0v", "b8:ce:f6:00:00:99")] if pf_netdev else (),
+            vpd=dpu_vpd("MT2113X00001"), numa=1),
+        row("0000:82:00.2", device=0x101E, kind=2, parent=1, vf_num=0, numa=1,
+            netdevs=[("ens1f0v0", "aa:00:00:00:00:00")], vpd=vf_vpd),
+        row("0000:82:00.3", device=0x101E, kind=2, parent=1, vf_num=1, numa=1),
+    ]
+    return Inventory(rows, {3: ("numa_node: unreadable (/x)",)}, ("host thing",), {"openat": 3})
+
+
+def test_pci_address_parses_formats_and_rejects():
+    a = PciAddress.parse("0000:82:1f.7")
+    assert (a.domain, a.bus, a.slot, a.function) == (0, 0x82, 0x1F, 7)
+    assert str(a) == "0000:82:1f.7" and a.routing_id == 0x82 << 8 | 0x1F << 3 | 7
+    assert PciAddress.parse("0000:82:00.0") < a
+    for bad in ("0000:82:20.0", "0000:82:00.8", "82:00.0", "0000:82:00.0 ", "", "zzzz:82:00.0"):
+        with pytest.raises(ValueError):
+            PciAddress.parse(bad)
+    with pytest.raises(ValueError):
+        PciAddress(0, 0x100, 0, 0)
+
+
+def test_vf_inherits_serial_and_pf_mac_and_vf0_is_kept():
+    inv = small_host()
+    vf0 = inv["0000:82:00.2"]
+    assert vf0.dev_type == "type-VF" and vf0.vf_num == 0 and vf0.parent_addr == "0000:82:00.0"
+    assert vf0.card_serial_number == "MT2113X00001" and vf0.vpd is None
+    assert vf0.pf_mac_address == PF_MAC and vf0.parent_ifname == "ens1f0"
+    assert vf0.mac_address == "aa:00:00:00:00:00" and vf0.netdevs == ("ens1f0v0",)
+    assert vf0.product_id == "101e" and vf0.numa_node == 1
+    nova = vf0.nova_dict()
+    assert nova == {
+        "dev_id": "pci_0000_82_00_2", "address": "0000:82:00.2", "vendor_id": "15b3",
+        "product_id": "101e", "numa_node": 1, "label": "label_15b3_101e", "dev_type": "type-VF",
+        "parent_addr": "0000:82:00.0", "parent_ifname": "ens1f0",
+        "capabilities": {"sriov": {"pf_mac_address": PF_MAC, "vf_num": 0},
+                         "vpd": {"card_serial_number": "MT2113X00001"}},
+    }
+    extra = vf0.extra_info()
+    assert extra == {"parent_ifname": "ens1f0", "capabilities": json.dumps(nova["capabilities"])}
+
+
+def test_pf_fields_and_nova_dict():
+    pf = small_host()["0000:82:00.0"]
+    assert pf.is_pf and pf.total_vfs == 8 and pf.num_vfs == 2 and pf.vf_product_id == "101e"
+    assert pf.mac_address == PF_MAC and pf.pf_mac_address is None and pf.vf_num is None
+    assert pf.vpd.serial_number == "MT2113X00001" and pf.card_serial_number == "MT2113X00001"
+    assert pf.nova_dict()["mac_address"] == PF_MAC
+    assert "parent_addr" not in pf.nova_dict()
+    assert pf.nova_dict()["capabilities"] == {"vpd": {"card_serial_number": "MT2113X00001"}}
+
+
+def test_plain_device_omits_empty_capabilities_and_unknown_numa():
+    nvme = small_host()["0000:03:00.0"]
+    d = nvme.nova_dict()
+    assert d["dev_type"] == "type-PCI" and d["numa_node"] is None
+    assert "capabilities" not in d and "mac_address" not in d and "parent_addr" not in d
+    assert nvme.total_vfs is None and nvme.class_code == 0x010802
+
+
+def test_sriov_capability_needs_both_pf_mac_and_vf_num():
+    inv = small_host(pf_netdev=False)
+    d = inv["0000:82:00.2"].nova_dict()
+    assert d["capabilities"] == {"vpd": {"card_serial_number": "MT2113X00001"}}
+    assert "parent_ifname" not in d
+
+
+def test_vf_own_vpd_wins_over_pf_serial():
+    inv = small_host(vf_vpd=dpu_vpd("VFSERIAL01"))
+    assert inv["0000:82:00.2"].card_serial_number == "VFSERIAL01"
+    assert inv["0000:82:00.3"].card_serial_number == "MT2113X00001"
+
+
+def test_empty_serial_counts_as_absent():
+    inv = small_host(vf_vpd=fastvpd.build_vpd("x", [("SN", "   ")]))
+    assert inv["0000:82:00.2"].card_serial_number == "MT2113X00001"
+
+
+def test_to_nova_equals_per_device_nova_dicts():
+    inv = small_host()
+    assert inv.to_nova() == [inv[a].nova_dict() for a in inv]
+
+
+def test_inventory_mapping_and_queries():
+    inv = small_host()
+    assert len(inv) == 4 and list(inv) == sorted(inv)
+    assert "0000:82:00.3" in inv and "0000:99:00.0" not in inv
+    with pytest.raises(fastvpd.DeviceNotFound) as e:
+        inv["0000:99:00.0"]
+    assert isinstance(e.value, KeyError) and e.value.address == "0000:99:00.0"
+    assert [d.address for d in inv.pfs()] == ["0000:82:00.0"]
+    assert [d.vf_num for d in inv.vfs("0000:82:00.0")] == [0, 1]
+    assert len(inv.vfs()) == 2
+    assert [d.address for d in inv.cards["MT2113X00001"]] == ["0000:82:00.0", "0000:82:00.2",
+                                                            "0000:82:00.3"]
+    assert inv.by_netdev("ens1f0v").address == "0000:82:00.0"
+    with pytest.raises(fastvpd.DeviceNotFound):
+        inv.by_netdev("eth9")
+    assert inv.problems == ("host thing",) and inv.counters["openat"] == 3
+    assert inv["0000:82:00.3"].problems == ("numa_node: unreadable (/x)",)
+
+
+def test_devices_are_immutable_and_cached():
+    inv = small_host()
+    dev = inv["0000:82:00.0"]
+    assert inv["0000:82:00.0"] is dev
+    with pytest.raises(AttributeError):
+        dev.driver = "vfio-pci"
+    assert isinstance(dev, PciDevice) and dev.to_dict()["netdevs"] == ["ens1f0", "ens1f0v"]
+
+
+def test_vpd_problems_are_kept_on_the_device():
+    blob = bytearray(dpu_vpd("MT2113X00001"))
+    blob[-2] ^= 1  # break the checksum
+    rows = [row("0000:82:00.0", vpd=bytes(blob))]
+    dev = Inventory(rows, {})["0000:82:00.0"]
+    assert dev.card_serial_number == "MT2113X00001"
+    assert any(p.startswith("vpd: ") and "checksum" in p for p in dev.problems)
+
+
+def test_inferred_vf_details_are_loaded_once_in_bulk():
+    calls = []
+
+    def loader(addresses):
+        calls.append(list(addresses))
+        return {a: ("mlx5_core", (("v" + a[-1], "aa:bb:cc:dd:ee:0" + a[-1]),)) for a in addresses}
+
+    rows = [row("0000:82:00.0", kind=1, total_vfs=4, num_vfs=2, netdevs=[("p0", PF_MAC)]),
+            row("0000:82:00.2", kind=2, parent=0, vf_num=0, flags=FLAG_INFERRED, driver=None),
+            row("0000:82:00.3", kind=2, parent=0, vf_num=1, flags=FLAG_INFERRED, driver=None)]
+    inv = Inventory(rows, {}, details_loader=loader)
+    assert inv.to_nova()[1]["capabilities"]["sriov"] == {"pf_mac_address": PF_MAC, "vf_num": 0}
+    assert calls == []  # Nova's dicts need no per-VF reads
+    assert inv["0000:82:00.3"].netdevs == ("v3",)
+    assert inv["0000:82:00.2"].driver == "mlx5_core"
+    assert calls == [["0000:82:00.2", "0000:82:00.3"]]
