@@ -787,12 +787,14 @@ def unreadable_attribute(host: BuiltHost | str | os.PathLike[str], address: str,
 
 
 def dangling_device_link(host: BuiltHost | str | os.PathLike[str], address: str) -> Breakage:
-    """Point ``bus/pci/devices/<address>`` at a directory that does not exist (a device that went
-    away mid-scan). The function's real directory stays, so links from its PF still resolve."""
+    """Remove the function's directory but leave ``bus/pci/devices/<address>`` dangling: the
+    device went away (hot-unplug, VF destroyed) while the scan ran. For a VF, its PF's
+    ``virtfn<N>`` link dangles too; for a PF, its VFs' ``physfn`` links do. `detail` is the
+    directory that was removed."""
     path = f"{_root(host)}/bus/pci/devices/{address}"
-    os.unlink(path)
-    os.symlink(f"../../../devices/pci{address[:4]}:00/gone/{address}", path)
-    return Breakage("dangling_device_link", address, None, path)
+    target = os.path.realpath(path)
+    shutil.rmtree(target)
+    return Breakage("dangling_device_link", address, None, path, detail=target)
 
 
 def dangling_virtfn_link(host: BuiltHost | str | os.PathLike[str], pf_address: str,

@@ -332,10 +332,24 @@ def test_dangling_device_link(small):
     b = testing.dangling_device_link(small, vf)
     assert (b.kind, b.address, b.attribute) == ("dangling_device_link", vf, None)
     assert os.path.islink(b.path) and not os.path.exists(b.path)
-    assert os.path.isdir(small.functions[vf].path)  # the PF's virtfn link still resolves
+    assert b.detail == small.functions[vf].path and not os.path.exists(b.detail)
+    pf = small.functions[vf].parent_addr
+    virtfn = os.path.join(small.functions[pf].path, f"virtfn{small.functions[vf].vf_num}")
+    assert os.path.islink(virtfn) and not os.path.exists(virtfn)
     got = by_address(reference.scan(small))
-    assert vf not in got
     assert set(got) == set(small.addresses) - {vf}
+    assert got[pf]["num_vfs"] == 3  # the dangling virtfn entry still counts
+
+
+def test_dangling_device_link_of_a_pf(small):
+    pf = small.pfs[0]
+    testing.dangling_device_link(small, pf)
+    got = by_address(reference.scan(small))
+    assert pf not in got
+    for vf in small.functions[pf].vfs:  # orphans: still VFs of that PF, nothing inherited
+        assert got[vf]["dev_type"] == "type-VF" and got[vf]["parent_addr"] == pf
+        assert got[vf]["vf_num"] is None and got[vf]["pf_mac_address"] is None
+        assert got[vf]["card_serial_number"] is None
 
 
 def test_dangling_virtfn_link(small):
