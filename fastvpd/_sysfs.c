@@ -1,47 +1,1266 @@
-/* fastvpd sysfs helper: walks sysfs with directory fds. No Python API: cffi calls these with the
- * GIL released. */
+/* fastvpd sysfs walker: walks sysfs with directory fds (openat, getdents64, readlinkat, fstat).
+ * No Python API: cffi calls these with the GIL released. See _sysfs.h for the result layout.
+ *
+ * Cost model (the reason for the structure): every file read is openat + fstat + read + close.
+ * Each device directory is listed once with getdents64, which tells which files exist and their
+ * type, so absent files cost nothing and FIFOs/directories/links are never opened. A PF's VFs are
+ * computed from sriov_offset/sriov_stride (VF RID = PF RID + offset + N * stride) and verified by
+ * the virtfn names, the device listing, two readlinkat calls and the first VF's identity files;
+ * every other VF is filled from its PF without a syscall. */
 #include "_sysfs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-ssize_t fv_read_file_at(int dirfd, const char *name, unsigned char *buf, size_t cap, int *err)
+#define DENTS_BUF (64 * 1024)
+#define DENT_HDR 19     /* d_ino (8), d_off (8), d_reclen (2), d_type (1), then d_name */
+#define ADDR_LEN 12
+#define LINK_CAP 4096
+#define DETAIL_CAP 48
+#define PATH_CAP 600    /* two names of at most NAME_MAX plus a few components */
+#define MAX_VFS 65536
+
+enum { ST_DONE = 1, ST_PHYSFN = 2 };
+enum { RD_OK = 0, RD_ERR, RD_NOTREG, RD_TOOLONG };
+enum { V_GONE = -100 }; /* attribute getter: the device vanished */
+
+typedef struct sbuf {
+    unsigned char *p;
+    size_t len, cap;
+} sbuf;
+
+typedef struct walker {
+    fv_result *r;
+    fv_counters *c;
+    int devfd;        /* <root>/bus/pci/devices */
+    int flags;
+    int oom;          /* 1 out of memory, 2 result too big */
+    sbuf str;         /* becomes r->strings */
+    sbuf tmp;         /* one device's netdev lines before they go to str */
+    size_t prob_cap;
+    unsigned char *dents;
+    unsigned char *vpd; /* FV_VPD_CAP + 1 */
+    uint32_t *keys;     /* sorted device keys: domain << 16 | routing ID */
+    int32_t n;
+    uint8_t *state;
+    int32_t *vfn;       /* virtfn numbers of the device being listed */
+    size_t vfn_len, vfn_cap;
+    int32_t *vfidx;     /* device index of each computed VF of the PF being read */
+    size_t vfidx_cap;
+} walker;
+
+/* ---- counted syscalls ------------------------------------------------------------------------ */
+
+static int c_openat(fv_counters *c, int dfd, const char *path, int flags)
 {
-    /* O_NONBLOCK: opening a FIFO in a hostile tree must not wait for a writer. */
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0 && errno == ELOOP)  /* sysfs attributes are never links, but a path may be one */
-        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    c->openat++;
+    return openat(dfd, path, flags);
+}
+
+static void c_close(fv_counters *c, int fd)
+{
+    c->close++;
+    close(fd);
+}
+
+static ssize_t c_readlinkat(fv_counters *c, int dfd, const char *path, char *buf, size_t cap)
+{
+    c->readlinkat++;
+    return readlinkat(dfd, path, buf, cap);
+}
+
+static long c_getdents(fv_counters *c, int fd, void *buf, size_t cap)
+{
+    c->getdents64++;
+    return syscall(SYS_getdents64, fd, buf, cap);
+}
+
+#define OPEN_DIR (O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK)
+#define OPEN_FILE (O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
+
+/* ---- buffers --------------------------------------------------------------------------------- */
+
+static int sb_reserve(walker *w, sbuf *b, size_t n)
+{
+    if (n <= b->cap - b->len)
+        return 0;
+    if (b->len > (size_t)INT32_MAX || n > (size_t)INT32_MAX - b->len) {
+        if (!w->oom)
+            w->oom = 2;
+        return -1;
+    }
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap - b->len < n)
+        cap *= 2;
+    unsigned char *p = realloc(b->p, cap);
+    if (!p) {
+        w->oom = 1;
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* Append n bytes; returns their offset or -1 (w->oom is then set). */
+static int32_t sb_put(walker *w, sbuf *b, const void *data, size_t n)
+{
+    if (sb_reserve(w, b, n))
+        return -1;
+    int32_t off = (int32_t)b->len;
+    if (n)
+        memcpy(b->p + b->len, data, n);
+    b->len += n;
+    return off;
+}
+
+/* Room for `need` elements of size `elem` in array p: the (possibly moved) array, or NULL with
+ * w->oom set and p untouched. */
+static void *grow(walker *w, void *p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return p;
+    size_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    if (c > SIZE_MAX / elem) {
+        w->oom = 1;
+        return NULL;
+    }
+    void *q = realloc(p, c * elem);
+    if (!q) {
+        w->oom = 1;
+        return NULL;
+    }
+    *cap = c;
+    return q;
+}
+
+/* ---- problems -------------------------------------------------------------------------------- */
+
+static void problem(walker *w, int32_t dev, int attr, int kind, int err, int arg, const char *path,
+                    size_t pathlen, const void *detail, size_t detaillen, int with_detail)
+{
+    fv_result *r = w->r;
+    fv_problem *arr = grow(w, r->problems, &w->prob_cap, (size_t)r->n_problems + 1, sizeof *arr);
+    if (!arr)
+        return;
+    r->problems = arr;
+    fv_problem *p = &r->problems[r->n_problems];
+    p->device = dev;
+    p->attr = attr;
+    p->kind = kind;
+    p->err = err;
+    p->arg = arg;
+    p->path_len = (int32_t)pathlen;
+    p->path_off = sb_put(w, &w->str, path, pathlen);
+    p->detail_off = p->detail_len = -1;
+    if (with_detail) {
+        if (detaillen > DETAIL_CAP)
+            detaillen = DETAIL_CAP;
+        p->detail_len = (int32_t)detaillen;
+        p->detail_off = sb_put(w, &w->str, detail, detaillen);
+    }
+    if (p->path_off >= 0 && (!with_detail || p->detail_off >= 0))
+        r->n_problems++;
+}
+
+static void simple_problem(walker *w, int32_t dev, int attr, int kind, int err, int arg,
+                           const char *path)
+{
+    problem(w, dev, attr, kind, err, arg, path, strlen(path), NULL, 0, 0);
+}
+
+/* ---- addresses ------------------------------------------------------------------------------- */
+
+static int hexval(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* "DDDD:BB:SS.F", lower-case hex, slot <= 0x1f, function <= 7 -> key; -1 when invalid. */
+static int64_t parse_addr(const char *s, size_t len)
+{
+    static const char shape[] = "hhhh:hh:hh.h";
+    if (len != ADDR_LEN)
+        return -1;
+    uint32_t v[12];
+    for (size_t i = 0; i < ADDR_LEN; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (shape[i] == 'h') {
+            int h = hexval(ch);
+            if (h < 0)
+                return -1;
+            v[i] = (uint32_t)h;
+        } else if (ch != (unsigned char)shape[i]) {
+            return -1;
+        }
+    }
+    uint32_t domain = v[0] << 12 | v[1] << 8 | v[2] << 4 | v[3];
+    uint32_t bus = v[5] << 4 | v[6];
+    uint32_t slot = v[8] << 4 | v[9];
+    uint32_t fn = v[11];
+    if (slot > 0x1f || fn > 7)
+        return -1;
+    return (int64_t)(domain << 16 | bus << 8 | slot << 3 | fn);
+}
+
+static void fmt_addr(uint32_t key, char out[ADDR_LEN + 1])
+{
+    static const char hx[] = "0123456789abcdef";
+    uint32_t domain = key >> 16, bus = (key >> 8) & 0xff, slot = (key >> 3) & 0x1f, fn = key & 7;
+    out[0] = hx[(domain >> 12) & 15];
+    out[1] = hx[(domain >> 8) & 15];
+    out[2] = hx[(domain >> 4) & 15];
+    out[3] = hx[domain & 15];
+    out[4] = ':';
+    out[5] = hx[bus >> 4];
+    out[6] = hx[bus & 15];
+    out[7] = ':';
+    out[8] = hx[slot >> 4];
+    out[9] = hx[slot & 15];
+    out[10] = '.';
+    out[11] = hx[fn];
+    out[12] = '\0';
+}
+
+static int32_t lookup(const walker *w, uint32_t key)
+{
+    int32_t lo = 0, hi = w->n;
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (w->keys[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (lo < w->n && w->keys[lo] == key) ? lo : -1;
+}
+
+/* The device a link target names: its last path component must be a listed address. Returns the
+ * index, -1 when not listed, -2 when the basename is no address; *base gets the basename. */
+static int32_t link_target(const walker *w, const char *t, size_t len, const char **base,
+                           size_t *baselen)
+{
+    size_t b = len;
+    while (b > 0 && t[b - 1] != '/')
+        b--;
+    *base = t + b;
+    *baselen = len - b;
+    int64_t key = parse_addr(t + b, len - b);
+    if (key < 0)
+        return -2;
+    return lookup(w, (uint32_t)key);
+}
+
+/* ---- reading files --------------------------------------------------------------------------- */
+
+/* Open `path` under `dfd` without following a final symlink and without blocking, check that it
+ * is a regular file, then read at most cap bytes (buf holds cap + 1, the extra byte detects longer
+ * files). Text attributes come in one read (sysfs returns a whole attribute at once; a short read
+ * of a regular file is its end); to_eof keeps reading until EOF (sysfs binary files such as vpd
+ * come at most a page per read). */
+static int read_file(fv_counters *c, int dfd, const char *path, unsigned char *buf, size_t cap,
+                     size_t *len, int *err, int to_eof)
+{
+    *len = 0;
+    *err = 0;
+    int fd = c_openat(c, dfd, path, OPEN_FILE);
     if (fd < 0) {
         *err = errno;
-        return -1;
+        if (*err == ELOOP) {  /* O_NOFOLLOW on a symlink: not a regular file */
+            *err = DT_LNK;
+            return RD_NOTREG;
+        }
+        return RD_ERR;
     }
     struct stat st;
+    c->fstat++;
     if (fstat(fd, &st) != 0) {
         *err = errno;
-        close(fd);
-        return -1;
+        c_close(c, fd);
+        return RD_ERR;
     }
     if (!S_ISREG(st.st_mode)) {
-        *err = EINVAL;
-        close(fd);
-        return -1;
+        *err = (int)IFTODT(st.st_mode);
+        c_close(c, fd);
+        return RD_NOTREG;
     }
     size_t got = 0;
-    while (got < cap) {
-        ssize_t n = read(fd, buf + got, cap - got);
+    int rc = RD_OK;
+    while (got <= cap) {
+        c->read++;
+        ssize_t n = read(fd, buf + got, cap + 1 - got);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             *err = errno;
-            close(fd);
-            return -1;
+            rc = RD_ERR;
+            break;
         }
         if (n == 0)
             break;
         got += (size_t)n;
+        if (!to_eof)
+            break;
     }
-    close(fd);
-    return (ssize_t)got;
+    c_close(c, fd);
+    if (rc == RD_OK && got > cap) {
+        got = cap;
+        rc = RD_TOOLONG;
+    }
+    *len = got;
+    return rc;
+}
+
+ssize_t fv_read_file_at(int dirfd, const char *name, unsigned char *buf, size_t cap, int *err)
+{
+    fv_counters c;
+    memset(&c, 0, sizeof c);
+    if (cap == 0 || cap > (size_t)64 * 1024 * 1024) {
+        *err = EINVAL;
+        return -1;
+    }
+    unsigned char *tmp = malloc(cap + 1);
+    if (!tmp) {
+        *err = ENOMEM;
+        return -1;
+    }
+    size_t len;
+    int rc = read_file(&c, dirfd, name, tmp, cap, &len, err, 1);
+    if (rc == RD_NOTREG) {
+        *err = EINVAL;
+        free(tmp);
+        return -1;
+    }
+    if (rc == RD_ERR) {
+        free(tmp);
+        return -1;
+    }
+    memcpy(buf, tmp, len);
+    free(tmp);
+    return (ssize_t)len;
+}
+
+/* ---- parsing (every index checked against len) ----------------------------------------------- */
+
+enum { PARSE_EMPTY = -2, PARSE_GARBAGE = -3 };
+enum { HEX_0X, HEX_BARE, DEC, DEC_NUMA };
+
+/* Parse one number in the format the attribute uses, with at most one trailing newline. */
+static int64_t parse_num(const unsigned char *b, size_t len, int fmt, int64_t max)
+{
+    if (len > 0 && b[len - 1] == '\n')
+        len--;
+    if (len == 0)
+        return PARSE_EMPTY;
+    size_t i = 0;
+    int64_t v = 0;
+    if (fmt == HEX_0X || fmt == HEX_BARE) {
+        if (len >= 2 && b[0] == '0' && (b[1] == 'x' || b[1] == 'X'))
+            i = 2;
+        else if (fmt == HEX_0X)
+            return PARSE_GARBAGE;
+        if (i == len || len - i > 8)
+            return PARSE_GARBAGE;
+        for (; i < len; i++) {
+            unsigned char ch = b[i];
+            int h = hexval(ch >= 'A' && ch <= 'F' ? (unsigned char)(ch - 'A' + 'a') : ch);
+            if (h < 0)
+                return PARSE_GARBAGE;
+            v = v * 16 + h;
+        }
+    } else {
+        if (fmt == DEC_NUMA && len == 2 && b[0] == '-' && b[1] == '1')
+            return -1;
+        if (len > 9)
+            return PARSE_GARBAGE;
+        for (; i < len; i++) {
+            if (b[i] < '0' || b[i] > '9')
+                return PARSE_GARBAGE;
+            v = v * 10 + (b[i] - '0');
+        }
+    }
+    return v > max ? PARSE_GARBAGE : v;
+}
+
+static const char *const attr_file[FV_A_COUNT] = {
+    "", "vendor", "device", "subsystem_vendor", "subsystem_device", "class", "numa_node",
+    "sriov_totalvfs", "sriov_offset", "sriov_stride", "sriov_vf_device", "driver", "net", "vpd",
+    "physfn", "virtfn", "",
+};
+
+static const int attr_fmt[FV_A_COUNT] = {
+    0, HEX_0X, HEX_0X, HEX_0X, HEX_0X, HEX_0X, DEC_NUMA, DEC, DEC, DEC, HEX_BARE,
+};
+
+static const int64_t attr_max[FV_A_COUNT] = {
+    0, 0xffff, 0xffff, 0xffff, 0xffff, 0xffffff, 65535, 65535, 65535, 65535, 0xffff,
+};
+
+/* ---- directory listing ----------------------------------------------------------------------- */
+
+typedef int (*dent_cb)(walker *w, void *ctx, const char *name, size_t len, unsigned char type);
+
+/* List `fd` with getdents64 into the 64 KiB buffer; calls cb for every entry but "." and "..".
+ * Returns 0 or an errno value (EIO for a malformed buffer). Reads until getdents64 returns 0: a
+ * call that returns less than a buffer is not the last one when a signal cut it short. */
+static int list_dir(walker *w, int fd, dent_cb cb, void *ctx)
+{
+    for (;;) {
+        long n = c_getdents(w->c, fd, w->dents, DENTS_BUF);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        if (n == 0)
+            return 0;
+        if (n > DENTS_BUF)
+            return EIO;
+        size_t pos = 0, end = (size_t)n;
+        while (pos < end) {
+            if (end - pos < DENT_HDR + 1)
+                return EIO;
+            unsigned short reclen;
+            memcpy(&reclen, w->dents + pos + 16, sizeof reclen);
+            if (reclen < DENT_HDR + 1 || reclen > end - pos)
+                return EIO;
+            unsigned char type = w->dents[pos + 18];
+            const char *name = (const char *)w->dents + pos + DENT_HDR;
+            size_t len = strnlen(name, reclen - DENT_HDR);
+            if (len == (size_t)reclen - DENT_HDR)
+                return EIO; /* no terminating NUL inside the record */
+            if (len > 0 && !(len == 1 && name[0] == '.') &&
+                !(len == 2 && name[0] == '.' && name[1] == '.')) {
+                int rc = cb(w, ctx, name, len, type);
+                if (rc)
+                    return rc;
+            }
+            pos += reclen;
+        }
+    }
+}
+
+/* ---- the bus/pci/devices listing -------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t *keys;
+    size_t n, cap;
+} keylist;
+
+static int listing_cb(walker *w, void *ctx, const char *name, size_t len, unsigned char type)
+{
+    (void)type;
+    keylist *kl = ctx;
+    int64_t key = parse_addr(name, len);
+    if (key < 0) {
+        problem(w, -1, FV_A_NAME, FV_P_BAD_NAME, 0, 0, name, len, NULL, 0, 0);
+        return w->oom ? ENOMEM : 0;
+    }
+    uint32_t *keys = grow(w, kl->keys, &kl->cap, kl->n + 1, sizeof *keys);
+    if (!keys)
+        return ENOMEM;
+    kl->keys = keys;
+    kl->keys[kl->n++] = (uint32_t)key;
+    return 0;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* ---- one device directory -------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t dev;
+    uint8_t present[FV_A_COUNT];
+    uint8_t type[FV_A_COUNT];
+    int32_t nvirtfn, maxvirtfn;
+} dirscan;
+
+static int known_attr(const char *name, size_t len)
+{
+    for (int a = FV_A_VENDOR; a <= FV_A_PHYSFN; a++) {
+        const char *f = attr_file[a];
+        if (strlen(f) == len && memcmp(f, name, len) == 0)
+            return a;
+    }
+    return -1;
+}
+
+/* virtfn<N> with N in canonical decimal (no leading zero), N < 65536: N; else -1. */
+static int32_t virtfn_number(const char *name, size_t len)
+{
+    if (len <= 6 || len > 11 || memcmp(name, "virtfn", 6) != 0)
+        return -1;
+    if (name[6] == '0' && len > 7)
+        return -1;
+    int32_t v = 0;
+    for (size_t i = 6; i < len; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return -1;
+        v = v * 10 + (name[i] - '0');
+    }
+    return v < MAX_VFS ? v : -1;
+}
+
+static int device_dir_cb(walker *w, void *ctx, const char *name, size_t len, unsigned char type)
+{
+    dirscan *ds = ctx;
+    int a = known_attr(name, len);
+    if (a >= 0) {
+        ds->present[a] = 1;
+        ds->type[a] = type;
+        return 0;
+    }
+    if (len >= 6 && memcmp(name, "virtfn", 6) == 0) {
+        int32_t v = virtfn_number(name, len);
+        if (v < 0) {
+            problem(w, ds->dev, FV_A_VIRTFN, FV_P_BAD_NAME, 0, 0, name, len, NULL, 0, 0);
+            return w->oom ? ENOMEM : 0;
+        }
+        int32_t *vfn = grow(w, w->vfn, &w->vfn_cap, w->vfn_len + 1, sizeof *vfn);
+        if (!vfn)
+            return ENOMEM;
+        w->vfn = vfn;
+        w->vfn[w->vfn_len++] = v;
+        ds->nvirtfn++;
+        if (v > ds->maxvirtfn)
+            ds->maxvirtfn = v;
+    }
+    return 0;
+}
+
+static int regular_or_unknown(unsigned char type)
+{
+    return type == DT_REG || type == DT_UNKNOWN;
+}
+
+/* Read and parse one numeric attribute (listed in ds) into *out. Returns V_GONE when the device
+ * vanished, else 0; problems are recorded on the device. */
+static int get_attr(walker *w, int dfd, const dirscan *ds, int a, int required, int32_t *out)
+{
+    *out = -1;
+    const char *f = attr_file[a];
+    if (!ds->present[a]) {
+        if (required)
+            simple_problem(w, ds->dev, a, FV_P_MISSING, 0, 0, f);
+        return 0;
+    }
+    if (!regular_or_unknown(ds->type[a])) {
+        simple_problem(w, ds->dev, a, FV_P_NOT_REGULAR, 0, ds->type[a], f);
+        return 0;
+    }
+    unsigned char buf[FV_ATTR_CAP + 1];
+    size_t len;
+    int err;
+    switch (read_file(w->c, dfd, f, buf, FV_ATTR_CAP, &len, &err, 0)) {
+    case RD_ERR:
+        if (err == ENOENT)
+            return V_GONE;
+        simple_problem(w, ds->dev, a, FV_P_UNREADABLE, err, 0, f);
+        return 0;
+    case RD_NOTREG:
+        simple_problem(w, ds->dev, a, FV_P_NOT_REGULAR, 0, err, f);
+        return 0;
+    case RD_TOOLONG:
+        simple_problem(w, ds->dev, a, FV_P_TOO_LONG, 0, FV_ATTR_CAP, f);
+        return 0;
+    }
+    int64_t v = parse_num(buf, len, attr_fmt[a], attr_max[a]);
+    if (v == PARSE_EMPTY)
+        simple_problem(w, ds->dev, a, FV_P_EMPTY, 0, 0, f);
+    else if (v == PARSE_GARBAGE)
+        problem(w, ds->dev, a, FV_P_GARBAGE, 0, 0, f, strlen(f), buf, len, 1);
+    else
+        *out = (int32_t)v;
+    return 0;
+}
+
+/* Store the basename of the `driver` link of dir `dfd` (path "driver" or "<addr>/driver"). */
+static void read_driver(walker *w, int32_t dev, int dfd, const char *path)
+{
+    fv_device *d = &w->r->devices[dev];
+    char t[LINK_CAP];
+    ssize_t n = c_readlinkat(w->c, dfd, path, t, sizeof t);
+    if (n < 0) {
+        if (errno == EINVAL)
+            simple_problem(w, dev, FV_A_DRIVER, FV_P_NOT_LINK, 0, 0, "driver");
+        else if (errno != ENOENT) /* ENOENT: unbound (or gone) meanwhile */
+            simple_problem(w, dev, FV_A_DRIVER, FV_P_UNREADABLE, errno, 0, "driver");
+        return;
+    }
+    if ((size_t)n >= sizeof t) {
+        simple_problem(w, dev, FV_A_DRIVER, FV_P_TOO_LONG, 0, LINK_CAP, "driver");
+        return;
+    }
+    size_t b = (size_t)n;
+    while (b > 0 && t[b - 1] != '/')
+        b--;
+    if (b == (size_t)n) {
+        problem(w, dev, FV_A_DRIVER, FV_P_GARBAGE, 0, 0, "driver", 6, t, (size_t)n, 1);
+        return;
+    }
+    d->driver_off = sb_put(w, &w->str, t + b, (size_t)n - b);
+    d->driver_len = d->driver_off < 0 ? -1 : (int32_t)((size_t)n - b);
+}
+
+typedef struct {
+    int32_t dev;
+    int netfd;
+} netscan;
+
+static int mac_ok(const unsigned char *b, size_t len)
+{
+    if (len == 0 || len > 3 * 32)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = b[i];
+        if (ch != ':' && hexval(ch) < 0 && !(ch >= 'A' && ch <= 'F'))
+            return 0;
+    }
+    return 1;
+}
+
+static int net_cb(walker *w, void *ctx, const char *name, size_t len, unsigned char type)
+{
+    netscan *ns = ctx;
+    char path[PATH_CAP];
+    char rel[PATH_CAP];
+    snprintf(rel, sizeof rel, "net/%.*s/address", (int)len, name);
+    if (type != DT_DIR && type != DT_LNK && type != DT_UNKNOWN)
+        return 0; /* a stray file in net/ is no netdev */
+    for (size_t i = 0; i < len; i++) {
+        if (name[i] == '\t' || name[i] == '\n' || name[i] == ' ') {
+            problem(w, ns->dev, FV_A_NET, FV_P_BAD_NAME, 0, 0, rel, strlen(rel) - 8, NULL, 0, 0);
+            return w->oom ? ENOMEM : 0;
+        }
+    }
+    snprintf(path, sizeof path, "%.*s/address", (int)len, name);
+    unsigned char buf[FV_ATTR_CAP + 1];
+    size_t n = 0;
+    int err;
+    int rc = read_file(w->c, ns->netfd, path, buf, FV_ATTR_CAP, &n, &err, 0);
+    size_t maclen = 0;
+    if (rc == RD_OK) {
+        if (n > 0 && buf[n - 1] == '\n')
+            n--;
+        if (n == 0)
+            simple_problem(w, ns->dev, FV_A_NET, FV_P_EMPTY, 0, 0, rel);
+        else if (!mac_ok(buf, n))
+            problem(w, ns->dev, FV_A_NET, FV_P_GARBAGE, 0, 0, rel, strlen(rel), buf, n, 1);
+        else
+            maclen = n;
+    } else if (rc == RD_ERR) {
+        if (err == ENOENT) /* no address file, or the netdev went away: list it without a MAC */
+            simple_problem(w, ns->dev, FV_A_NET, FV_P_MISSING, 0, 0, rel);
+        else
+            simple_problem(w, ns->dev, FV_A_NET, FV_P_UNREADABLE, err, 0, rel);
+    } else if (rc == RD_NOTREG) {
+        simple_problem(w, ns->dev, FV_A_NET, FV_P_NOT_REGULAR, 0, err, rel);
+    } else {
+        simple_problem(w, ns->dev, FV_A_NET, FV_P_TOO_LONG, 0, FV_ATTR_CAP, rel);
+    }
+    if (sb_put(w, &w->tmp, name, len) < 0 || sb_put(w, &w->tmp, "\t", 1) < 0 ||
+        sb_put(w, &w->tmp, buf, maclen) < 0 || sb_put(w, &w->tmp, "\n", 1) < 0)
+        return ENOMEM;
+    return 0;
+}
+
+/* Netdevs of dir `dfd` (path "net" or "<addr>/net"): "name\tmac\n" lines. */
+static void read_net(walker *w, int32_t dev, int dfd, const char *path)
+{
+    fv_device *d = &w->r->devices[dev];
+    int fd = c_openat(w->c, dfd, path, OPEN_DIR);
+    if (fd < 0) {
+        if (errno == ENOTDIR)
+            simple_problem(w, dev, FV_A_NET, FV_P_NOT_DIR, 0, 0, "net");
+        else if (errno != ENOENT)
+            simple_problem(w, dev, FV_A_NET, FV_P_UNREADABLE, errno, 0, "net");
+        d->netdev_off = sb_put(w, &w->str, "", 0);
+        d->netdev_len = d->netdev_off < 0 ? -1 : 0;
+        return;
+    }
+    netscan ns = {dev, fd};
+    w->tmp.len = 0;
+    int rc = list_dir(w, fd, net_cb, &ns);
+    c_close(w->c, fd);
+    if (rc && rc != ENOMEM)
+        simple_problem(w, dev, FV_A_NET, FV_P_UNREADABLE, rc, 0, "net");
+    d->netdev_off = sb_put(w, &w->str, w->tmp.p, w->tmp.len);
+    d->netdev_len = d->netdev_off < 0 ? -1 : (int32_t)w->tmp.len;
+}
+
+/* Raw VPD of `path` under `dfd`; an absent file is no problem (no VPD capability). */
+static void read_vpd(walker *w, int32_t dev, int dfd, const char *path)
+{
+    fv_device *d = &w->r->devices[dev];
+    size_t len;
+    int err;
+    int rc = read_file(w->c, dfd, path, w->vpd, FV_VPD_CAP, &len, &err, 1);
+    if (rc == RD_ERR) {
+        if (err != ENOENT)
+            simple_problem(w, dev, FV_A_VPD, FV_P_UNREADABLE, err, 0, "vpd");
+        return;
+    }
+    if (rc == RD_NOTREG) {
+        simple_problem(w, dev, FV_A_VPD, FV_P_NOT_REGULAR, 0, err, "vpd");
+        return;
+    }
+    if (rc == RD_TOOLONG)
+        simple_problem(w, dev, FV_A_VPD, FV_P_TOO_LONG, 0, FV_VPD_CAP, "vpd");
+    d->vpd_off = sb_put(w, &w->str, w->vpd, len);
+    d->vpd_len = d->vpd_off < 0 ? -1 : (int32_t)len;
+}
+
+/* ---- SR-IOV: VFs of one PF ------------------------------------------------------------------- */
+
+/* readlinkat `virtfn<N>` of the PF dir; returns the target device index, or -1 with *why set:
+ * 0 gone (ENOENT), else a problem was recorded when `record`. */
+static int32_t resolve_virtfn(walker *w, int32_t pf, int pfd, int32_t vfnum, int record)
+{
+    char name[32], t[LINK_CAP];
+    snprintf(name, sizeof name, "virtfn%d", (int)vfnum);
+    ssize_t n = c_readlinkat(w->c, pfd, name, t, sizeof t);
+    if (n < 0) {
+        if (record && errno == EINVAL)
+            simple_problem(w, pf, FV_A_VIRTFN, FV_P_NOT_LINK, 0, 0, name);
+        else if (record && errno != ENOENT)
+            simple_problem(w, pf, FV_A_VIRTFN, FV_P_UNREADABLE, errno, 0, name);
+        return -1;
+    }
+    if ((size_t)n >= sizeof t) {
+        if (record)
+            simple_problem(w, pf, FV_A_VIRTFN, FV_P_TOO_LONG, 0, LINK_CAP, name);
+        return -1;
+    }
+    const char *base;
+    size_t baselen;
+    int32_t j = link_target(w, t, (size_t)n, &base, &baselen);
+    if (j < 0 && record) {
+        if (j == -2)
+            problem(w, pf, FV_A_VIRTFN, FV_P_GARBAGE, 0, 0, name, strlen(name), t, (size_t)n, 1);
+        else
+            problem(w, pf, FV_A_VIRTFN, FV_P_DANGLING, 0, 0, name, strlen(name), t, (size_t)n, 1);
+    }
+    return j < 0 ? -1 : j;
+}
+
+/* Fallback: one readlinkat per virtfn link; the VFs are then read normally by the main loop. */
+static void vfs_by_links(walker *w, int32_t pf, int pfd)
+{
+    fv_device *devs = w->r->devices;
+    for (size_t k = 0; k < w->vfn_len; k++) {
+        int32_t vfnum = w->vfn[k];
+        int32_t j = resolve_virtfn(w, pf, pfd, vfnum, 1);
+        if (j < 0)
+            continue;
+        char name[32];
+        snprintf(name, sizeof name, "virtfn%d", (int)vfnum);
+        if (j == pf) {
+            problem(w, pf, FV_A_VIRTFN, FV_P_GARBAGE, 0, 0, name, strlen(name), "itself", 6, 1);
+            continue;
+        }
+        if (devs[j].parent >= 0 && devs[j].parent != pf) {
+            char a[ADDR_LEN + 1];
+            fmt_addr(w->keys[j], a);
+            problem(w, pf, FV_A_VIRTFN, FV_P_CLAIMED, 0, devs[j].parent, name, strlen(name), a,
+                    ADDR_LEN, 1);
+            continue;
+        }
+        devs[j].kind = FV_KIND_VF;
+        devs[j].parent = pf;
+        devs[j].vf_num = vfnum;
+        devs[j].flags |= FV_F_LINKED;
+    }
+}
+
+/* Read one identity file of the first VF through the PF's virtfn0 link. 0 ok, -1 failed. */
+static int vf0_attr(walker *w, int pfd, int a, int32_t *out)
+{
+    char path[64];
+    unsigned char buf[FV_ATTR_CAP + 1];
+    size_t len;
+    int err;
+    snprintf(path, sizeof path, "virtfn0/%s", attr_file[a]);
+    *out = -1;
+    int rc = read_file(w->c, pfd, path, buf, FV_ATTR_CAP, &len, &err, 0);
+    if (rc == RD_ERR && err == ENOENT && a == FV_A_NUMA_NODE)
+        return 1; /* no numa_node file */
+    if (rc != RD_OK)
+        return -1;
+    int64_t v = parse_num(buf, len, attr_fmt[a], attr_max[a]);
+    if (v < -1)
+        return -1;
+    *out = (int32_t)v;
+    return 0;
+}
+
+static void vfs_of_pf(walker *w, int32_t pf, int pfd, const dirscan *ds)
+{
+    fv_device *devs = w->r->devices;
+    fv_device *p = &devs[pf];
+    int32_t count = ds->nvirtfn;
+    int reason = 0, rerr = -1;
+    uint32_t rkey = 0;
+
+    if (ds->maxvirtfn != count - 1)
+        reason = FV_R_NAMES; /* names are canonical and distinct: max == count-1 <=> 0..count-1 */
+    else if (p->sriov_offset < 1 || p->sriov_stride < 0 || (count > 1 && p->sriov_stride < 1) ||
+             p->vf_device < 0)
+        reason = FV_R_NO_LAYOUT;
+    if (!reason) {
+        int32_t *vfidx = grow(w, w->vfidx, &w->vfidx_cap, (size_t)count, sizeof *vfidx);
+        if (!vfidx)
+            return;
+        w->vfidx = vfidx;
+        uint32_t domain = w->keys[pf] >> 16, rid0 = w->keys[pf] & 0xffff;
+        uint64_t last = (uint64_t)rid0 + (uint64_t)p->sriov_offset +
+                        (uint64_t)(count - 1) * (uint64_t)p->sriov_stride;
+        if (last > 0xffff) {
+            reason = FV_R_RID_RANGE;
+        } else {
+            int32_t j = pf + 1;
+            for (int32_t v = 0; v < count; v++) {
+                uint32_t rid = rid0 + (uint32_t)p->sriov_offset + (uint32_t)v * (uint32_t)p->sriov_stride;
+                rkey = domain << 16 | rid;
+                while (j < w->n && w->keys[j] < rkey)
+                    j++; /* keys ascend with v (stride >= 1): one merge pass over the listing */
+                if (j >= w->n || w->keys[j] != rkey) {
+                    reason = FV_R_NOT_LISTED;
+                    rerr = v;
+                    break;
+                }
+                if ((w->state[j] & ST_DONE) || devs[j].parent >= 0) {
+                    reason = FV_R_CLAIMED;
+                    rerr = v;
+                    break;
+                }
+                w->vfidx[v] = j;
+                j++;
+            }
+        }
+    }
+    /* The first and the last link must name the computed addresses. */
+    for (int k = 0; k < 2 && !reason; k++) {
+        int32_t v = k == 0 ? 0 : count - 1;
+        if (k == 1 && count == 1)
+            break;
+        int32_t j = resolve_virtfn(w, pf, pfd, v, 0);
+        if (j != w->vfidx[v]) {
+            reason = FV_R_LINK;
+            rerr = v;
+            rkey = w->keys[w->vfidx[v]];
+        }
+    }
+    /* The first VF's identity must be what the PF implies. */
+    if (!reason) {
+        static const int check[] = {FV_A_VENDOR, FV_A_DEVICE, FV_A_CLASS, FV_A_NUMA_NODE};
+        int32_t want[4] = {p->vendor, p->vf_device, p->class_code, p->numa_node};
+        rkey = w->keys[w->vfidx[0]];
+        for (int k = 0; k < 4 && !reason; k++) {
+            int32_t got;
+            int rc = vf0_attr(w, pfd, check[k], &got);
+            if (rc < 0 || (rc == 1 && ds->present[FV_A_NUMA_NODE])) {
+                reason = FV_R_VF_UNREADABLE;
+                rerr = check[k];
+            } else if (got != want[k] || want[k] < (check[k] == FV_A_NUMA_NODE ? -1 : 0)) {
+                reason = FV_R_MISMATCH;
+                rerr = check[k];
+            }
+        }
+    }
+    if (reason) {
+        char a[ADDR_LEN + 1];
+        fmt_addr(rkey, a);
+        int with = reason >= FV_R_NOT_LISTED;
+        problem(w, pf, FV_A_VIRTFN, FV_P_VF_FALLBACK, rerr, reason, "", 0, a, ADDR_LEN, with);
+        vfs_by_links(w, pf, pfd);
+        return;
+    }
+    for (int32_t v = 0; v < count; v++) {
+        int32_t j = w->vfidx[v];
+        fv_device *d = &devs[j];
+        d->kind = FV_KIND_VF;
+        d->parent = pf;
+        d->vf_num = v;
+        d->vendor = p->vendor;
+        d->device = p->vf_device;
+        d->class_code = p->class_code;
+        d->numa_node = p->numa_node;
+        d->flags |= FV_F_INFERRED | (v == 0 ? FV_F_VERIFIED : 0);
+        w->state[j] |= ST_DONE;
+        if (w->flags & FV_VF_VPD) {
+            char path[ADDR_LEN + 8];
+            fmt_addr(w->keys[j], path);
+            memcpy(path + ADDR_LEN, "/vpd", 5);
+            read_vpd(w, j, w->devfd, path);
+        }
+    }
+}
+
+/* ---- one device ------------------------------------------------------------------------------ */
+
+/* The device directory could not be opened. */
+static void entry_error(walker *w, int32_t dev, const char *name, int err)
+{
+    fv_device *d = &w->r->devices[dev];
+    if (err == ENOENT) {
+        struct stat st;
+        w->c->fstat++;
+        if (fstatat(w->devfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+            char t[LINK_CAP];
+            ssize_t n = c_readlinkat(w->c, w->devfd, name, t, sizeof t);
+            if (n < 0 || (size_t)n >= sizeof t)
+                n = 0;
+            problem(w, dev, FV_A_ENTRY, FV_P_DANGLING, 0, 0, "", 0, t, (size_t)n, 1);
+            d->flags |= FV_F_BROKEN;
+        } else {
+            d->flags |= FV_F_GONE; /* the entry itself went away: the device is gone */
+        }
+    } else if (err == ENOTDIR) {
+        simple_problem(w, dev, FV_A_ENTRY, FV_P_NOT_DIR, 0, 0, "");
+        d->flags |= FV_F_BROKEN;
+    } else {
+        simple_problem(w, dev, FV_A_ENTRY, FV_P_UNREADABLE, err, 0, "");
+        d->flags |= FV_F_BROKEN;
+    }
+}
+
+static void read_device(walker *w, int32_t i)
+{
+    fv_result *r = w->r;
+    fv_device *d = &r->devices[i];
+    char name[ADDR_LEN + 1];
+    fmt_addr(w->keys[i], name);
+    int32_t p0 = r->n_problems;
+    w->state[i] |= ST_DONE;
+
+    int dfd = c_openat(w->c, w->devfd, name, OPEN_DIR);
+    if (dfd < 0) {
+        entry_error(w, i, name, errno);
+        return;
+    }
+    dirscan ds;
+    memset(&ds, 0, sizeof ds);
+    ds.dev = i;
+    ds.maxvirtfn = -1;
+    w->vfn_len = 0;
+    int rc = list_dir(w, dfd, device_dir_cb, &ds);
+    if (rc == ENOENT)
+        goto gone;
+    if (rc) {
+        if (rc != ENOMEM)
+            simple_problem(w, i, FV_A_ENTRY, FV_P_UNREADABLE, rc, 0, "");
+        d->flags |= FV_F_BROKEN;
+        c_close(w->c, dfd);
+        return;
+    }
+    if (ds.present[FV_A_PHYSFN]) {
+        w->state[i] |= ST_PHYSFN;
+        d->kind = FV_KIND_VF; /* a VF even when no PF claimed it (see the orphan pass) */
+    }
+
+    static const int ids[] = {FV_A_VENDOR, FV_A_DEVICE, FV_A_SUBSYSTEM_VENDOR,
+                              FV_A_SUBSYSTEM_DEVICE, FV_A_CLASS, FV_A_NUMA_NODE};
+    int32_t *fields[] = {&d->vendor, &d->device, &d->subsystem_vendor, &d->subsystem_device,
+                         &d->class_code, &d->numa_node};
+    for (int k = 0; k < 6; k++)
+        if (get_attr(w, dfd, &ds, ids[k], ids[k] != FV_A_NUMA_NODE, fields[k]) == V_GONE)
+            goto gone;
+    if (ds.present[FV_A_SRIOV_TOTALVFS]) {
+        if (get_attr(w, dfd, &ds, FV_A_SRIOV_TOTALVFS, 1, &d->total_vfs) == V_GONE ||
+            get_attr(w, dfd, &ds, FV_A_SRIOV_OFFSET, 0, &d->sriov_offset) == V_GONE ||
+            get_attr(w, dfd, &ds, FV_A_SRIOV_STRIDE, 0, &d->sriov_stride) == V_GONE ||
+            get_attr(w, dfd, &ds, FV_A_SRIOV_VF_DEVICE, 0, &d->vf_device) == V_GONE)
+            goto gone;
+    }
+    if (d->kind != FV_KIND_VF && (d->total_vfs > 0 || ds.nvirtfn > 0)) {
+        d->kind = FV_KIND_PF;
+        d->num_vfs = ds.nvirtfn;
+    }
+
+    d->flags |= FV_F_DETAILS;
+    if (ds.present[FV_A_DRIVER])
+        read_driver(w, i, dfd, "driver");
+    if (ds.present[FV_A_NET]) {
+        read_net(w, i, dfd, "net");
+    } else {
+        d->netdev_off = sb_put(w, &w->str, "", 0);
+        d->netdev_len = d->netdev_off < 0 ? -1 : 0;
+    }
+    int want_vpd = (w->flags & (d->kind == FV_KIND_VF ? FV_VF_VPD : FV_READ_VPD)) != 0;
+    if (want_vpd && ds.present[FV_A_VPD]) {
+        if (regular_or_unknown(ds.type[FV_A_VPD]))
+            read_vpd(w, i, dfd, "vpd");
+        else
+            simple_problem(w, i, FV_A_VPD, FV_P_NOT_REGULAR, 0, ds.type[FV_A_VPD], "vpd");
+    }
+    if (d->kind == FV_KIND_PF && ds.nvirtfn > 0)
+        vfs_of_pf(w, i, dfd, &ds);
+    c_close(w->c, dfd);
+    return;
+gone:
+    r->n_problems = p0; /* what a vanishing device looked like on its way out is no problem */
+    d->flags |= FV_F_GONE;
+    c_close(w->c, dfd);
+}
+
+/* A device with a physfn link that no PF listed: resolve its PF for the record. */
+static void orphan_vf(walker *w, int32_t i)
+{
+    fv_device *d = &w->r->devices[i];
+    char path[ADDR_LEN + 8], t[LINK_CAP];
+    fmt_addr(w->keys[i], path);
+    memcpy(path + ADDR_LEN, "/physfn", 8);
+    ssize_t n = c_readlinkat(w->c, w->devfd, path, t, sizeof t);
+    if (n < 0) {
+        if (errno == ENOENT)
+            d->flags |= FV_F_GONE;
+        else if (errno == EINVAL)
+            simple_problem(w, i, FV_A_PHYSFN, FV_P_NOT_LINK, 0, 0, "physfn");
+        else
+            simple_problem(w, i, FV_A_PHYSFN, FV_P_UNREADABLE, errno, 0, "physfn");
+        return;
+    }
+    if ((size_t)n >= sizeof t) {
+        simple_problem(w, i, FV_A_PHYSFN, FV_P_TOO_LONG, 0, LINK_CAP, "physfn");
+        return;
+    }
+    const char *base;
+    size_t baselen;
+    int32_t p = link_target(w, t, (size_t)n, &base, &baselen);
+    if (p >= 0 && p != i && w->r->devices[p].kind == FV_KIND_PF) {
+        d->parent = p;
+        problem(w, i, FV_A_PHYSFN, FV_P_ORPHAN_VF, 0, 0, "physfn", 6, t, (size_t)n, 1);
+    } else {
+        problem(w, i, FV_A_PHYSFN, FV_P_DANGLING, 0, 0, "physfn", 6, t, (size_t)n, 1);
+    }
+}
+
+/* ---- entry points ---------------------------------------------------------------------------- */
+
+/* Allocate the result and open <root>/bus/pci/devices into w->devfd. 0 ok, else r->error set. */
+static int start(walker *w, const char *root)
+{
+    memset(w, 0, sizeof *w);
+    w->devfd = -1;
+    w->r = calloc(1, sizeof(fv_result));
+    if (!w->r)
+        return -1;
+    w->c = &w->r->counters;
+    w->dents = malloc(DENTS_BUF);
+    if (!w->dents) {
+        w->r->error = FV_E_NOMEM;
+        return -1;
+    }
+    int rootfd = c_openat(w->c, AT_FDCWD, root, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_PATH);
+    if (rootfd < 0) {
+        w->r->error = FV_E_ROOT;
+        w->r->error_errno = errno;
+        return -1;
+    }
+    w->devfd = c_openat(w->c, rootfd, "bus/pci/devices", OPEN_DIR);
+    int err = errno;
+    c_close(w->c, rootfd);
+    if (w->devfd < 0) {
+        w->r->error = FV_E_NOT_SYSFS;
+        w->r->error_errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+/* Hand over the buffers to the result (or drop them all on failure) and release the rest. */
+static fv_result *finish(walker *w)
+{
+    fv_result *r = w->r;
+    if (w->devfd >= 0)
+        c_close(w->c, w->devfd);
+    free(w->dents);
+    free(w->vpd);
+    free(w->keys);
+    free(w->state);
+    free(w->vfn);
+    free(w->vfidx);
+    free(w->tmp.p);
+    if (!r) {
+        free(w->str.p);
+        return NULL;
+    }
+    if (w->oom && !r->error)
+        r->error = w->oom == 2 ? FV_E_TOO_BIG : FV_E_NOMEM;
+    if (r->error) {
+        free(w->str.p);
+        free(r->devices);
+        free(r->problems);
+        free(r->addresses);
+        r->devices = NULL;
+        r->problems = NULL;
+        r->addresses = NULL;
+        r->n_devices = r->n_problems = 0;
+        r->strings = NULL;
+        r->strings_len = 0;
+        return r;
+    }
+    r->strings = w->str.p;
+    r->strings_len = (int64_t)w->str.len;
+    return r;
+}
+
+static void init_device(fv_device *d)
+{
+    d->vendor = d->device = d->subsystem_vendor = d->subsystem_device = -1;
+    d->class_code = d->numa_node = -1;
+    d->kind = FV_KIND_PLAIN;
+    d->parent = d->vf_num = d->total_vfs = d->num_vfs = -1;
+    d->sriov_offset = d->sriov_stride = d->vf_device = -1;
+    d->flags = 0;
+    d->driver_off = d->driver_len = d->netdev_off = d->netdev_len = d->vpd_off = d->vpd_len = -1;
+}
+
+/* Devices array, addresses and state for w->n keys. */
+static int alloc_devices(walker *w)
+{
+    fv_result *r = w->r;
+    size_t n = (size_t)w->n;
+    r->devices = malloc((n ? n : 1) * sizeof(fv_device));
+    r->addresses = malloc(n * ADDR_LEN + 1);
+    w->state = calloc(n ? n : 1, 1);
+    if (!r->devices || !r->addresses || !w->state) {
+        w->oom = 1;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char a[ADDR_LEN + 1];
+        init_device(&r->devices[i]);
+        fmt_addr(w->keys[i], a);
+        memcpy(r->addresses + i * ADDR_LEN, a, ADDR_LEN);
+    }
+    r->n_devices = w->n;
+    return 0;
+}
+
+fv_result *fv_walk(const char *root, int flags)
+{
+    walker w;
+    if (start(&w, root))
+        return finish(&w);
+    fv_result *r = w.r;
+    w.flags = flags;
+    w.vpd = malloc(FV_VPD_CAP + 1);
+    if (!w.vpd) {
+        w.oom = 1;
+        return finish(&w);
+    }
+    keylist kl = {NULL, 0, 0};
+    int rc = list_dir(&w, w.devfd, listing_cb, &kl);
+    if (rc || w.oom || kl.n > (size_t)INT32_MAX / sizeof(fv_device)) {
+        free(kl.keys);
+        if (rc && rc != ENOMEM) {
+            r->error = FV_E_LISTING;
+            r->error_errno = rc;
+        } else if (!w.oom) {
+            w.oom = 2;
+        }
+        return finish(&w);
+    }
+    if (kl.n)
+        qsort(kl.keys, kl.n, sizeof(uint32_t), cmp_key);
+    w.keys = kl.keys;
+    w.n = (int32_t)kl.n;
+    if (alloc_devices(&w))
+        return finish(&w);
+
+    /* Address order: a PF sorts before its VFs (offset >= 1, same domain), so by the time the loop
+     * reaches a VF its PF has either filled it (fast path) or claimed it (fallback). */
+    for (int32_t i = 0; i < w.n && !w.oom; i++)
+        if (!(w.state[i] & ST_DONE))
+            read_device(&w, i);
+    for (int32_t i = 0; i < w.n && !w.oom; i++) {
+        fv_device *d = &r->devices[i];
+        if ((w.state[i] & ST_PHYSFN) && d->parent < 0 && !(d->flags & (FV_F_GONE | FV_F_BROKEN)))
+            orphan_vf(&w, i);
+    }
+    return finish(&w);
+}
+
+fv_result *fv_details(const char *root, const char *addresses, size_t count)
+{
+    walker w;
+    if (start(&w, root))
+        return finish(&w);
+    fv_result *r = w.r;
+    if (count > (size_t)INT32_MAX / sizeof(fv_device)) {
+        w.oom = 2;
+        return finish(&w);
+    }
+    w.n = (int32_t)count;
+    w.keys = calloc(count ? count : 1, sizeof(uint32_t));
+    if (!w.keys) {
+        w.oom = 1;
+        return finish(&w);
+    }
+    int64_t *keys = calloc(count ? count : 1, sizeof(int64_t));
+    if (!keys) {
+        w.oom = 1;
+        return finish(&w);
+    }
+    for (size_t i = 0; i < count; i++) {
+        keys[i] = parse_addr(addresses + i * ADDR_LEN, ADDR_LEN);
+        w.keys[i] = keys[i] < 0 ? 0 : (uint32_t)keys[i];
+    }
+    if (alloc_devices(&w)) {
+        free(keys);
+        return finish(&w);
+    }
+    for (size_t i = 0; i < count && !w.oom; i++) {
+        fv_device *d = &r->devices[i];
+        if (keys[i] < 0) { /* keep the caller's bytes in addresses, report them */
+            memcpy(r->addresses + i * ADDR_LEN, addresses + i * ADDR_LEN, ADDR_LEN);
+            problem(&w, (int32_t)i, FV_A_NAME, FV_P_BAD_NAME, 0, 0, addresses + i * ADDR_LEN,
+                    ADDR_LEN, NULL, 0, 0);
+            d->flags |= FV_F_BROKEN;
+            continue;
+        }
+        char name[ADDR_LEN + 1];
+        fmt_addr(w.keys[i], name);
+        int dfd = c_openat(w.c, w.devfd, name, OPEN_DIR);
+        if (dfd < 0) {
+            entry_error(&w, (int32_t)i, name, errno);
+            continue;
+        }
+        d->flags |= FV_F_DETAILS;
+        read_driver(&w, (int32_t)i, dfd, "driver");
+        read_net(&w, (int32_t)i, dfd, "net");
+        c_close(w.c, dfd);
+    }
+    free(keys);
+    return finish(&w);
+}
+
+void fv_free(fv_result *r)
+{
+    if (!r)
+        return;
+    free(r->devices);
+    free(r->problems);
+    free(r->addresses);
+    free(r->strings);
+    free(r);
 }
