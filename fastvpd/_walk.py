@@ -1,0 +1,266 @@
+"""Thin decoding layer over the C sysfs walker (``_sysfs.c`` via cffi): flat data, no objects.
+
+``walk(root)`` makes ONE call into C (GIL released) that walks ``<root>/bus/pci/devices`` and
+returns fixed-size records plus one packed byte buffer; this module decodes them in one go.
+
+Device rows (`Walk.devices`), in address order, are tuples of these fields (`DEVICE_FIELDS`):
+
+====  ==================  =====================================================================
+ 0    address             ``"DDDD:BB:SS.F"``
+ 1    vendor              int, -1 unknown (likewise every int below)
+ 2    device              int
+ 3    subsystem_vendor    int
+ 4    subsystem_device    int
+ 5    class_code          int (24 bits)
+ 6    numa_node           int, -1 as the kernel says it, or unknown
+ 7    kind                0 plain, 1 PF, 2 VF (`KIND_PLAIN`, `KIND_PF`, `KIND_VF`)
+ 8    parent              VF: row index of its PF, else -1
+ 9    vf_num              VF: N of its PF's ``virtfn<N>``, else -1
+10    total_vfs           ``sriov_totalvfs``
+11    num_vfs             PF: number of ``virtfn*`` links (``sriov_numvfs`` is never read)
+12    sriov_offset        int
+13    sriov_stride        int
+14    vf_device           ``sriov_vf_device``
+15    flags               `F_GONE`, `F_INFERRED`, `F_VERIFIED`, `F_DETAILS`, `F_BROKEN`, `F_LINKED`
+16    driver              str | None (None: unbound, or not read — see `F_DETAILS`)
+17    netdevs             tuple[(ifname, mac | None), ...] sorted by name (() when not read)
+18    vpd                 bytes | None (raw, at most 32 KiB)
+====  ==================  =====================================================================
+
+A VF filled by the fast path has `F_INFERRED`: vendor, device (``sriov_vf_device``), class and
+numa_node come from its PF (the first VF of each PF, also `F_VERIFIED`, was read and checked), its
+subsystem IDs are unknown (-1) and its driver and netdevs were not read; load those in bulk with
+`details()`. Rows flagged `F_GONE` (vanished during the walk) or `F_BROKEN`
+(entry could not be opened; see the problems) hold no facts.
+
+`Walk.problems` rows are ``(device_index, attribute, message, path)``; ``device_index`` is -1 for
+host-level problems (entries of ``bus/pci/devices`` that are no PCI address). `Walk.counters`
+holds the syscalls made, by name, and their ``total``.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import struct
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from ._sysfs import ffi, lib
+from .errors import SysfsError
+
+__all__ = ["DEVICE_FIELDS", "Walk", "walk", "details"]
+
+DEVICE_FIELDS = (
+    "address", "vendor", "device", "subsystem_vendor", "subsystem_device", "class_code",
+    "numa_node", "kind", "parent", "vf_num", "total_vfs", "num_vfs", "sriov_offset",
+    "sriov_stride", "vf_device", "flags", "driver", "netdevs", "vpd",
+)
+
+KIND_PLAIN, KIND_PF, KIND_VF = lib.FV_KIND_PLAIN, lib.FV_KIND_PF, lib.FV_KIND_VF
+F_GONE = lib.FV_F_GONE
+F_INFERRED = lib.FV_F_INFERRED
+F_VERIFIED = lib.FV_F_VERIFIED
+F_DETAILS = lib.FV_F_DETAILS
+F_BROKEN = lib.FV_F_BROKEN
+F_LINKED = lib.FV_F_LINKED
+
+COUNTER_NAMES = ("openat", "getdents64", "readlinkat", "read", "fstat", "close")
+
+_DEV_INTS = 21
+_DEV_FMT = f"={_DEV_INTS}i"
+_DEV_SIZE = struct.calcsize(_DEV_FMT)
+_PROB_INTS = 9
+_PROB_FMT = f"={_PROB_INTS}i"
+_PROB_SIZE = struct.calcsize(_PROB_FMT)
+assert ffi.sizeof("fv_device") == _DEV_SIZE and ffi.sizeof("fv_problem") == _PROB_SIZE
+
+# Indexed by FV_A_* code.
+ATTRIBUTES = (
+    "entry", "vendor", "device", "subsystem_vendor", "subsystem_device", "class", "numa_node",
+    "sriov_totalvfs", "sriov_offset", "sriov_stride", "sriov_vf_device", "driver", "net", "vpd",
+    "physfn", "virtfn", "name",
+)
+
+_DTYPES = {1: "a FIFO", 2: "a character device", 4: "a directory", 6: "a block device",
+           8: "a regular file", 10: "a symbolic link", 12: "a socket"}
+
+_REASONS = {
+    lib.FV_R_NO_LAYOUT: "sriov_offset, sriov_stride or sriov_vf_device is missing or unusable",
+    lib.FV_R_NAMES: "the virtfn links are not exactly virtfn0..virtfn<count-1>",
+    lib.FV_R_RID_RANGE: "the computed routing IDs run past bus ff",
+    lib.FV_R_NOT_LISTED: "computed VF {vf} {addr} is not in bus/pci/devices",
+    lib.FV_R_CLAIMED: "computed VF {vf} {addr} already belongs to another PF",
+    lib.FV_R_LINK: "virtfn{vf} does not point to the computed {addr}",
+    lib.FV_R_VF_UNREADABLE: "{attr} of the first VF {addr} could not be read",
+    lib.FV_R_MISMATCH: "{attr} of the first VF {addr} is not what the PF implies",
+}
+
+
+class Walk(NamedTuple):
+    """The flat result of one walk (see the module docstring for the row layouts)."""
+
+    devices: list[tuple[Any, ...]]
+    problems: list[tuple[int, str, str, str]]
+    counters: dict[str, int]
+
+
+def _strerror(err: int) -> str:
+    name = _errno.errorcode.get(err)
+    return f"{os.strerror(err)} ({name})" if name else os.strerror(err)
+
+
+def _message(attr: int, kind: int, err: int, arg: int, detail: str | None) -> str:
+    if kind == lib.FV_P_MISSING:
+        return "missing"
+    if kind == lib.FV_P_NOT_REGULAR:
+        return f"not a regular file ({_DTYPES.get(arg, 'unknown type')}); not opened"
+    if kind == lib.FV_P_UNREADABLE:
+        return f"unreadable: {_strerror(err)}"
+    if kind == lib.FV_P_GARBAGE:
+        return f"garbage content {detail!r}"
+    if kind == lib.FV_P_EMPTY:
+        return "empty"
+    if kind == lib.FV_P_TOO_LONG:
+        return f"longer than {arg} bytes"
+    if kind == lib.FV_P_DANGLING:
+        return f"dangling link -> {detail!r} (target missing or not a PCI device)"
+    if kind == lib.FV_P_NOT_LINK:
+        return "not a symbolic link"
+    if kind == lib.FV_P_NOT_DIR:
+        return "not a directory"
+    if kind == lib.FV_P_BAD_NAME:
+        if attr == lib.FV_A_VIRTFN:
+            return "not a canonical virtfn<N> name; ignored"
+        if attr == lib.FV_A_NET:
+            return "netdev name with white space; ignored"
+        return "not a PCI address DDDD:BB:SS.F; ignored"
+    if kind == lib.FV_P_VF_FALLBACK:
+        what = _REASONS.get(arg, f"reason {arg}").format(
+            vf=err, addr=detail, attr=ATTRIBUTES[err] if 0 <= err < len(ATTRIBUTES) else err)
+        return f"VF layout mismatch ({what}); fell back to reading every virtfn link"
+    if kind == lib.FV_P_CLAIMED:
+        return f"points to {detail}, a VF another PF (device #{arg}) already lists; ignored"
+    if kind == lib.FV_P_ORPHAN_VF:
+        return f"VF whose PF ({detail!r}) lists no virtfn link to it"
+    return f"problem kind {kind}"
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", "surrogateescape")
+
+
+def _decode_rows(res: Any, strings: bytes) -> tuple[list[str], list[tuple[Any, ...]]]:
+    n = res.n_devices
+    if n == 0:
+        return [], []
+    addrs = ffi.unpack(res.addresses, 12 * n).decode("ascii", "replace")
+    rows = []
+    none3: tuple[Any, ...] = (None, (), None)
+    raw = ffi.buffer(res.devices, n * _DEV_SIZE)
+    for i, f in enumerate(struct.iter_unpack(_DEV_FMT, raw)):
+        head = (addrs[12 * i:12 * i + 12],) + f[:15]
+        if f[15] < 0 and f[17] < 0 and f[19] < 0:
+            rows.append(head + none3)
+            continue
+        driver = _text(strings[f[15]:f[15] + f[16]]) if f[15] >= 0 else None
+        netdevs: tuple[tuple[str, str | None], ...] = ()
+        if f[17] >= 0 and f[18] > 0:
+            lines = []
+            for line in strings[f[17]:f[17] + f[18]].split(b"\n")[:-1]:
+                name, _, mac = line.partition(b"\t")
+                lines.append((_text(name), mac.decode("ascii") if mac else None))
+            lines.sort()
+            netdevs = tuple(lines)
+        vpd = strings[f[19]:f[19] + f[20]] if f[19] >= 0 else None
+        rows.append(head + (driver, netdevs, vpd))
+    return [addrs[12 * i:12 * i + 12] for i in range(n)], rows
+
+
+def _decode_problems(res: Any, strings: bytes, base: str,
+                     addresses: list[str]) -> list[tuple[int, str, str, str]]:
+    out = []
+    n = res.n_problems
+    if n == 0:
+        return out
+    for dev, attr, kind, err, arg, po, pl, do, dl in struct.iter_unpack(
+            _PROB_FMT, ffi.buffer(res.problems, n * _PROB_SIZE)):
+        rel = _text(strings[po:po + pl])
+        detail = _text(strings[do:do + dl]) if do >= 0 else None
+        if dev >= 0 and attr != lib.FV_A_NAME:
+            path = os.path.join(base, addresses[dev], rel) if rel else os.path.join(base, addresses[dev])
+        else:
+            path = os.path.join(base, rel)
+        out.append((dev, ATTRIBUTES[attr] if 0 <= attr < len(ATTRIBUTES) else str(attr),
+                    _message(attr, kind, err, arg, detail), path))
+    return out
+
+
+def _counters(res: Any) -> dict[str, int]:
+    c = res.counters
+    out = {name: int(getattr(c, name)) for name in COUNTER_NAMES}
+    out["total"] = sum(out.values())
+    return out
+
+
+def _check(res: Any, root: str) -> None:
+    if res == ffi.NULL:
+        raise MemoryError("fastvpd: cannot allocate the sysfs walk result")
+    error, err = res.error, res.error_errno
+    if error == lib.FV_E_OK:
+        return
+    if error == lib.FV_E_ROOT:
+        raise SysfsError(f"cannot open the sysfs root: {_strerror(err)}", root, err)
+    if error == lib.FV_E_NOT_SYSFS:
+        raise SysfsError(f"not a sysfs tree: no bus/pci/devices directory ({_strerror(err)})",
+                         root, err)
+    if error == lib.FV_E_LISTING:
+        raise SysfsError(f"cannot list bus/pci/devices: {_strerror(err)}",
+                         os.path.join(root, "bus", "pci", "devices"), err)
+    raise MemoryError(f"fastvpd: sysfs walk of {root} ran out of memory (error {error})")
+
+
+def walk(root: str | os.PathLike[str], *, read_vpd: bool = True, vf_vpd: bool = False) -> Walk:
+    """Walk ``<root>/bus/pci/devices`` in one C call; see the module docstring for the rows.
+
+    ``read_vpd`` reads the raw ``vpd`` of PFs and functions without SR-IOV; ``vf_vpd`` (with
+    ``read_vpd``) of VFs as well, one open per VF. Raises `SysfsError` only when ``root`` is no
+    usable sysfs tree; everything else becomes a problem row.
+    """
+    root_s = os.fsdecode(root)
+    flags = (lib.FV_READ_VPD if read_vpd else 0) | (lib.FV_VF_VPD if read_vpd and vf_vpd else 0)
+    res = lib.fv_walk(os.fsencode(root_s), flags)
+    try:
+        _check(res, root_s)
+        strings = ffi.buffer(res.strings, res.strings_len)[:] if res.strings_len else b""
+        addresses, rows = _decode_rows(res, strings)
+        base = os.path.join(root_s, "bus", "pci", "devices")
+        problems = _decode_problems(res, strings, base, addresses)
+        return Walk(rows, problems, _counters(res))
+    finally:
+        if res != ffi.NULL:
+            lib.fv_free(res)
+
+
+def details(root: str | os.PathLike[str], addresses: Iterable[str], *,
+            counters: dict[str, int] | None = None,
+            ) -> dict[str, tuple[str | None, tuple[tuple[str, str | None], ...]]]:
+    """Driver and netdevs ``(driver, ((ifname, mac), ...))`` of many devices in one C call.
+
+    For the VFs the fast path of `walk` inferred. Devices that are gone, or strings that are no
+    PCI address, are left out of the result. ``counters``, when given, receives the syscalls made.
+    """
+    root_s = os.fsdecode(root)
+    wanted = [a for a in addresses if isinstance(a, str) and len(a) == 12 and a.isascii()]
+    res = lib.fv_details(os.fsencode(root_s), "".join(wanted).encode("ascii"), len(wanted))
+    try:
+        _check(res, root_s)
+        strings = ffi.buffer(res.strings, res.strings_len)[:] if res.strings_len else b""
+        _, rows = _decode_rows(res, strings)
+        if counters is not None:
+            counters.update(_counters(res))
+        return {wanted[i]: (r[16], r[17]) for i, r in enumerate(rows)
+                if r[15] & F_DETAILS and not r[15] & F_GONE}
+    finally:
+        if res != ffi.NULL:
+            lib.fv_free(res)

@@ -1,0 +1,540 @@
+"""The C sysfs walker (fastvpd/_sysfs.c) through its thin wrapper fastvpd._walk.
+
+Trees are built inline (``Tree``): device directories under devices/pci0000:00/<bridge>/, relative
+symlinks from bus/pci/devices, virtfn/physfn links, driver links into bus/pci/drivers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fastvpd import SysfsError
+from fastvpd import _walk
+from fastvpd._sysfs import ffi, lib
+from fastvpd._walk import (F_BROKEN, F_DETAILS, F_INFERRED, F_LINKED, F_VERIFIED, KIND_PF,
+                           KIND_PLAIN, KIND_VF)
+
+(ADDR, VENDOR, DEVICE, SUBV, SUBD, CLASS, NUMA, KIND, PARENT, VF_NUM, TOTAL_VFS, NUM_VFS, OFFSET,
+ STRIDE, VF_DEVICE, FLAGS, DRIVER, NETDEVS, VPD) = range(19)
+
+MLX = 0x15B3
+PF_DEV, VF_DEV = 0xA2D6, 0x101E
+
+
+def addr_of(domain: int, rid: int) -> str:
+    return f"{domain:04x}:{rid >> 8:02x}:{(rid >> 3) & 0x1f:02x}.{rid & 7:x}"
+
+
+def rid_of(address: str) -> int:
+    bus, slotfn = address[5:7], address[8:]
+    slot, fn = slotfn.split(".")
+    return int(bus, 16) << 8 | int(slot, 16) << 3 | int(fn, 16)
+
+
+def vpd_blob(serial: str) -> bytes:
+    """A small well-formed VPD image (identifier string, VPD-R with SN and RV, end tag)."""
+    name = b"Test DPU"
+    ro = b"SN" + bytes([len(serial)]) + serial.encode()
+    body = bytes([0x82, len(name), 0]) + name + bytes([0x90, len(ro) + 4, 0]) + ro + b"RV\x01"
+    checksum = (-sum(body)) & 0xFF
+    return body + bytes([checksum, 0x78])
+
+
+class Tree:
+    """A synthetic sysfs tree."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.devices = root / "bus" / "pci" / "devices"
+        self.drivers = root / "bus" / "pci" / "drivers"
+        self.devices.mkdir(parents=True)
+        self.drivers.mkdir(parents=True)
+        self.top = root / "devices" / "pci0000:00"
+        self.top.mkdir(parents=True)
+        self.fn("0000:00:00.0", vendor=0x8086, device=0x0D57, klass=0x060000, driver=None)
+
+    def path(self, address: str) -> Path:
+        return (self.devices / address).resolve()
+
+    def bridge(self, address: str) -> Path:
+        return self.fn(address, vendor=0x8086, device=0x347A, klass=0x060400, driver="pcieport")
+
+    def fn(self, address: str, *, vendor: int = MLX, device: int = PF_DEV, klass: int = 0x020000,
+           numa: int = 0, sub: tuple[int, int] = (MLX, 0x0047), driver: str | None = "mlx5_core",
+           netdevs: tuple[tuple[str, str], ...] = (), vpd: bytes | None = None,
+           under: Path | None = None, files: dict[str, bytes | None] | None = None) -> Path:
+        d = (under or self.top) / address
+        d.mkdir()
+        attrs: dict[str, bytes | None] = {
+            "vendor": b"0x%04x\n" % vendor, "device": b"0x%04x\n" % device,
+            "subsystem_vendor": b"0x%04x\n" % sub[0], "subsystem_device": b"0x%04x\n" % sub[1],
+            "class": b"0x%06x\n" % klass, "numa_node": b"%d\n" % numa,
+            "config": b"\0" * 64, "uevent": b"PCI_SLOT_NAME=%s\n" % address.encode(),
+        }
+        attrs.update(files or {})
+        for name, data in attrs.items():
+            if data is not None:
+                (d / name).write_bytes(data)
+        (self.devices / address).symlink_to(os.path.relpath(d, self.devices))
+        if driver:
+            (self.drivers / driver).mkdir(exist_ok=True)
+            (d / "driver").symlink_to(os.path.relpath(self.drivers / driver, d))
+        for ifname, mac in netdevs:
+            (d / "net" / ifname).mkdir(parents=True)
+            (d / "net" / ifname / "address").write_text(mac + "\n")
+        if vpd is not None:
+            (d / "vpd").write_bytes(vpd)
+        return d
+
+    def pf(self, address: str, nvfs: int, *, offset: int = 2, stride: int = 1, total: int | None = None,
+           layout: bool = True, vf_device: int = VF_DEV, numa: int = 0, under: Path | None = None,
+           vf_netdevs: bool = True, vf_vpd: bytes | None = None, **kw) -> list[str]:
+        """A PF with `nvfs` VFs laid out by offset/stride, as the kernel does; returns their addresses."""
+        files: dict[str, bytes | None] = {
+            "sriov_totalvfs": b"%d\n" % (total if total is not None else max(nvfs, 8)),
+            "sriov_numvfs": b"%d\n" % nvfs,
+        }
+        if layout:
+            files.update(sriov_offset=b"%d\n" % offset, sriov_stride=b"%d\n" % stride,
+                         sriov_vf_device=b"%04x\n" % vf_device)
+        files.update(kw.pop("files", {}))
+        pfname = "p" + address[5:7] + address[11]
+        pdir = self.fn(address, numa=numa, under=under, files=files,
+                       netdevs=kw.pop("netdevs", ((pfname, "b8:ce:f6:00:%s:0%s" % (address[5:7], address[11])),)),
+                       **kw)
+        domain, rid0 = int(address[:4], 16), rid_of(address)
+        vfs = []
+        for n in range(nvfs):
+            va = addr_of(domain, rid0 + offset + n * stride)
+            vdir = self.fn(va, device=vf_device, numa=numa, under=pdir.parent, sub=(MLX, 0x0048),
+                           netdevs=((f"{pfname}v{n}", "aa:00:00:%02x:%02x:%02x" % (rid0 >> 8, n >> 8, n & 255)),)
+                           if vf_netdevs else (), vpd=vf_vpd)
+            (vdir / "physfn").symlink_to("../" + address)
+            (pdir / f"virtfn{n}").symlink_to("../" + va)
+            vfs.append(va)
+        return vfs
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Tree:
+    return Tree(tmp_path / "sys")
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def rows_by_address(w: _walk.Walk) -> dict[str, tuple]:
+    return {r[ADDR]: r for r in w.devices}
+
+
+def problems_of(w: _walk.Walk, address: str | None) -> list[tuple[int, str, str, str]]:
+    if address is None:
+        return [p for p in w.problems if p[0] == -1]
+    i = [r[ADDR] for r in w.devices].index(address)
+    return [p for p in w.problems if p[0] == i]
+
+
+# -- plain devices ---------------------------------------------------------------------------------
+
+def test_plain_devices(tree: Tree) -> None:
+    br = tree.bridge("0000:00:02.0")
+    tree.fn("0000:03:00.0", under=br, vendor=0x8086, device=0x1521, klass=0x020000, numa=-1,
+            driver="igb", netdevs=(("eno2", "3c:ec:ef:00:00:02"), ("eno1", "3c:ec:ef:00:00:01")))
+    tree.fn("0000:04:00.0", under=br, vendor=0x144D, device=0xA80A, klass=0x010802, numa=1,
+            driver=None, sub=(0x144D, 0xA801))
+    w = _walk.walk(tree.root)
+    assert [r[ADDR] for r in w.devices] == ["0000:00:00.0", "0000:00:02.0", "0000:03:00.0",
+                                            "0000:04:00.0"]
+    assert w.problems == []
+    nic = rows_by_address(w)["0000:03:00.0"]
+    assert nic[1:16] == (0x8086, 0x1521, MLX, 0x0047, 0x020000, -1, KIND_PLAIN, -1, -1, -1, -1,
+                         -1, -1, -1, F_DETAILS)
+    assert nic[DRIVER] == "igb"
+    assert nic[NETDEVS] == (("eno1", "3c:ec:ef:00:00:01"), ("eno2", "3c:ec:ef:00:00:02"))
+    nvme = rows_by_address(w)["0000:04:00.0"]
+    assert (nvme[VENDOR], nvme[DEVICE], nvme[SUBV], nvme[SUBD], nvme[CLASS], nvme[NUMA]) == (
+        0x144D, 0xA80A, 0x144D, 0xA801, 0x010802, 1)
+    assert nvme[DRIVER] is None and nvme[NETDEVS] == () and nvme[VPD] is None
+    assert set(w.counters) == {"openat", "getdents64", "readlinkat", "read", "fstat", "close",
+                               "total"}
+    assert w.counters["openat"] == w.counters["close"]  # no fd leaks
+    assert len(_walk.DEVICE_FIELDS) == len(w.devices[0]) == 19
+
+
+def test_structs_and_constants_match_the_wrapper() -> None:
+    assert ffi.sizeof("fv_device") == 21 * 4 and ffi.sizeof("fv_problem") == 9 * 4
+    for i, name in enumerate(_walk.ATTRIBUTES):
+        assert getattr(lib, "FV_A_" + name.upper()) == i
+
+
+# -- SR-IOV ----------------------------------------------------------------------------------------
+
+def test_pf_fast_path_fills_vfs_from_the_pf(tree: Tree) -> None:
+    br = tree.bridge("0000:00:02.0")
+    vfs = tree.pf("0000:82:00.0", 8, offset=2, stride=1, numa=1, under=br, vpd=vpd_blob("SN1"))
+    w = _walk.walk(tree.root)
+    assert w.problems == []
+    rows = rows_by_address(w)
+    idx = [r[ADDR] for r in w.devices]
+    pf = rows["0000:82:00.0"]
+    assert (pf[KIND], pf[TOTAL_VFS], pf[NUM_VFS], pf[OFFSET], pf[STRIDE], pf[VF_DEVICE]) == (
+        KIND_PF, 8, 8, 2, 1, VF_DEV)
+    assert pf[NETDEVS] == (("p820", "b8:ce:f6:00:82:00"),) and pf[DRIVER] == "mlx5_core"
+    assert pf[VPD] == vpd_blob("SN1")
+    assert vfs[0] == "0000:82:00.2" and vfs[-1] == "0000:82:01.1"
+    for n, va in enumerate(vfs):
+        r = rows[va]
+        assert r[KIND] == KIND_VF and r[PARENT] == idx.index("0000:82:00.0") and r[VF_NUM] == n
+        assert (r[VENDOR], r[DEVICE], r[SUBV], r[SUBD], r[CLASS], r[NUMA]) == (
+            MLX, VF_DEV, -1, -1, 0x020000, 1)  # subsystem IDs are not inferred
+        assert r[FLAGS] & F_INFERRED and not r[FLAGS] & F_DETAILS
+        assert bool(r[FLAGS] & F_VERIFIED) == (n == 0)
+        assert r[DRIVER] is None and r[NETDEVS] == () and r[VPD] is None
+    # The lazily loaded details, in one call.
+    counters: dict[str, int] = {}
+    det = _walk.details(tree.root, vfs + ["0000:99:00.0", "bogus"], counters=counters)
+    assert set(det) == set(vfs)
+    assert det["0000:82:00.3"] == ("mlx5_core", (("p820v1", "aa:00:00:82:00:01"),))
+    assert counters["readlinkat"] == len(vfs)
+    assert counters["openat"] == 2 + 3 * len(vfs) + 1  # root, devices; dir + net + address each
+    assert counters["close"] == 1 + 3 * len(vfs) + 1  # the O_PATH root, ...; 0000:99:00.0 failed
+
+
+def test_vfs_on_a_higher_bus_than_their_pf(tree: Tree) -> None:
+    br = tree.bridge("0000:00:03.0")
+    vfs = tree.pf("0000:03:00.0", 300, offset=1, stride=1, under=br)
+    vfs2 = tree.pf("0000:05:00.0", 40, offset=0x100, stride=2, under=br, total=64)
+    assert vfs[-1] == "0000:04:05.4" and vfs2[0] == "0000:06:00.0" and vfs2[-1] == "0000:06:09.6"
+    w = _walk.walk(tree.root)
+    assert w.problems == []
+    rows = rows_by_address(w)
+    idx = [r[ADDR] for r in w.devices]
+    for pf, vlist in (("0000:03:00.0", vfs), ("0000:05:00.0", vfs2)):
+        for n, va in enumerate(vlist):
+            assert rows[va][PARENT] == idx.index(pf) and rows[va][VF_NUM] == n
+            assert rows[va][FLAGS] & F_INFERRED
+    # only the first VF of each PF was read (and its last link resolved)
+    # virtfn0 and the last virtfn of each PF; the driver links of the two PFs and the bridge
+    assert w.counters["readlinkat"] == 2 * 2 + 2 + 1
+
+
+def test_pf_without_offset_and_stride_falls_back_to_links(tree: Tree) -> None:
+    br = tree.bridge("0000:00:02.0")
+    vfs = tree.pf("0000:82:00.0", 6, offset=3, stride=2, layout=False, under=br)
+    w = _walk.walk(tree.root)
+    rows = rows_by_address(w)
+    idx = [r[ADDR] for r in w.devices]
+    probs = problems_of(w, "0000:82:00.0")
+    assert len(probs) == 1
+    assert probs[0][1] == "virtfn" and "fell back" in probs[0][2] and "sriov_offset" in probs[0][2]
+    assert probs[0][3] == str(tree.devices / "0000:82:00.0")
+    pf = rows["0000:82:00.0"]
+    assert pf[KIND] == KIND_PF and pf[NUM_VFS] == 6 and pf[OFFSET] == -1 and pf[VF_DEVICE] == -1
+    for n, va in enumerate(vfs):
+        r = rows[va]
+        assert (r[KIND], r[PARENT], r[VF_NUM]) == (KIND_VF, idx.index("0000:82:00.0"), n)
+        assert r[FLAGS] & F_LINKED and r[FLAGS] & F_DETAILS and not r[FLAGS] & F_INFERRED
+        assert r[DEVICE] == VF_DEV and r[DRIVER] == "mlx5_core"
+        assert r[NETDEVS] == ((f"p820v{n}", "aa:00:00:82:00:%02x" % n),)
+    assert len(w.problems) == 1
+
+
+def test_pf_with_no_vfs_enabled(tree: Tree) -> None:
+    tree.pf("0000:82:00.0", 0, total=16)
+    w = _walk.walk(tree.root)
+    assert w.problems == []
+    pf = rows_by_address(w)["0000:82:00.0"]
+    assert (pf[KIND], pf[TOTAL_VFS], pf[NUM_VFS], pf[VF_DEVICE]) == (KIND_PF, 16, 0, VF_DEV)
+
+
+def test_first_vf_that_disagrees_forces_the_fallback(tree: Tree) -> None:
+    vfs = tree.pf("0000:82:00.0", 4)
+    # VF 0 has another device ID than sriov_vf_device says: nothing may be inferred.
+    (tree.path(vfs[0]) / "device").write_text("0x1234\n")
+    w = _walk.walk(tree.root)
+    probs = problems_of(w, "0000:82:00.0")
+    assert len(probs) == 1 and "device of the first VF 0000:82:00.2" in probs[0][2]
+    rows = rows_by_address(w)
+    assert rows[vfs[0]][DEVICE] == 0x1234 and rows[vfs[1]][DEVICE] == VF_DEV
+    assert all(rows[v][FLAGS] & F_LINKED and rows[v][VF_NUM] == n for n, v in enumerate(vfs))
+
+
+def test_irregular_virtfn_names_force_the_fallback(tree: Tree) -> None:
+    vfs = tree.pf("0000:82:00.0", 3)
+    pdir = tree.path("0000:82:00.0")
+    (pdir / "virtfn2").rename(pdir / "virtfn5")
+    (pdir / "virtfn01").symlink_to("../" + vfs[1])  # non-canonical number
+    w = _walk.walk(tree.root)
+    rows = rows_by_address(w)
+    msgs = [p[2] for p in problems_of(w, "0000:82:00.0")]
+    assert any("virtfn0..virtfn<count-1>" in m for m in msgs)
+    bad = [p for p in problems_of(w, "0000:82:00.0") if p[3].endswith("virtfn01")]
+    assert len(bad) == 1 and "not a canonical virtfn<N> name" in bad[0][2]
+    assert [rows[v][VF_NUM] for v in vfs] == [0, 1, 5]
+    assert rows["0000:82:00.0"][NUM_VFS] == 3
+
+
+def test_last_virtfn_pointing_elsewhere_forces_the_fallback(tree: Tree) -> None:
+    vfs = tree.pf("0000:82:00.0", 4)
+    pdir = tree.path("0000:82:00.0")
+    for n, target in ((1, vfs[3]), (3, vfs[1])):  # swap virtfn1 and virtfn3
+        (pdir / f"virtfn{n}").unlink()
+        (pdir / f"virtfn{n}").symlink_to("../" + target)
+    w = _walk.walk(tree.root)
+    probs = problems_of(w, "0000:82:00.0")
+    assert len(probs) == 1 and "virtfn3 does not point to the computed 0000:82:00.5" in probs[0][2]
+    rows = rows_by_address(w)
+    assert [rows[v][VF_NUM] for v in vfs] == [0, 3, 2, 1]  # as the links say
+
+
+def test_orphan_vf_is_reported(tree: Tree) -> None:
+    vfs = tree.pf("0000:82:00.0", 2)
+    (tree.path("0000:82:00.0") / "virtfn1").unlink()  # the PF no longer lists VF 1
+    w = _walk.walk(tree.root)
+    rows = rows_by_address(w)
+    idx = [r[ADDR] for r in w.devices]
+    assert rows[vfs[1]][KIND] == KIND_VF and rows[vfs[1]][PARENT] == idx.index("0000:82:00.0")
+    assert rows[vfs[1]][VF_NUM] == -1
+    assert any("lists no virtfn link" in p[2] for p in problems_of(w, vfs[1]))
+    assert rows[vfs[0]][VF_NUM] == 0 and rows[vfs[0]][FLAGS] & F_INFERRED
+
+
+# -- hostile trees ---------------------------------------------------------------------------------
+
+def test_hostile_entries(tree: Tree) -> None:
+    br = tree.bridge("0000:00:02.0")
+    d = tree.fn("0000:03:00.0", under=br, files={"vendor": None, "device": None, "class": b"",
+                                                 "subsystem_vendor": b"0xzz\n",
+                                                 "subsystem_device": b"0x" + b"1" * 5000})
+    os.mkfifo(d / "vendor")          # a FIFO where a file belongs: must not block
+    (d / "device").mkdir()           # a directory where a file belongs
+    os.mkfifo(d / "vpd")
+    (d / "numa_node").unlink()
+    (d / "numa_node").symlink_to("/dev/zero")  # a symlink where a file belongs: not followed
+    tree.fn("0000:03:00.1", under=br, netdevs=(("eth1", "not-a-mac"), ("eth2", "")))
+    (tree.path("0000:03:00.1") / "net" / "eth2" / "address").unlink()
+    os.mkfifo(tree.path("0000:03:00.1") / "net" / "eth2" / "address")  # d_type unknown: fstat
+    (tree.devices / "0000:05:00.0").symlink_to("../../../devices/pci0000:00/0000:05:00.0")  # dangling
+    (tree.devices / "0000:06:00.0").write_text("a file, not a link\n")
+    for bad in ("foo", "0000:00:20.0", "0000:0A:00.0", "10000:00:00.0", "0000:00:00.8", "x" * 255):
+        (tree.devices / bad).symlink_to("../../../devices/pci0000:00/0000:00:00.0")
+    vfs = tree.pf("0000:82:00.0", 4, under=br)
+    # a virtfn link whose target is missing
+    (tree.devices / vfs[2]).unlink()
+    shutil.rmtree(tree.path(vfs[0]).parent / vfs[2])
+
+    fds = open_fds()
+    t0 = time.monotonic()
+    w = _walk.walk(tree.root)
+    assert time.monotonic() - t0 < 5
+    assert open_fds() == fds
+    rows = rows_by_address(w)
+
+    host = problems_of(w, None)
+    assert sorted(os.path.basename(p[3]) for p in host) == sorted(
+        ["foo", "0000:00:20.0", "0000:0A:00.0", "10000:00:00.0", "0000:00:00.8", "x" * 255])
+    assert all(p[1] == "name" and "not a PCI address" in p[2] for p in host)
+
+    got = {(p[1], p[2].split(" (")[0].split(":")[0]) for p in problems_of(w, "0000:03:00.0")}
+    assert got == {("vendor", "not a regular file"), ("device", "not a regular file"),
+                   ("class", "empty"), ("subsystem_vendor", "garbage content '0xzz\\n'"),
+                   ("subsystem_device", "longer than 4096 bytes"),
+                   ("numa_node", "not a regular file"), ("vpd", "not a regular file")}
+    fifo = [p for p in problems_of(w, "0000:03:00.0") if p[1] == "vendor"][0]
+    assert "FIFO" in fifo[2] and fifo[3] == str(tree.devices / "0000:03:00.0" / "vendor")
+    r = rows["0000:03:00.0"]
+    assert (r[VENDOR], r[DEVICE], r[CLASS], r[SUBV], r[SUBD], r[NUMA]) == (-1,) * 6
+    assert r[DRIVER] == "mlx5_core"
+
+    eth = rows["0000:03:00.1"]
+    assert eth[NETDEVS] == (("eth1", None), ("eth2", None))
+    net = sorted((p[3].split("/net/")[1], p[2]) for p in problems_of(w, "0000:03:00.1"))
+    assert net == [("eth1/address", "garbage content 'not-a-mac'"),
+                   ("eth2/address", "not a regular file (a FIFO); not opened")]
+
+    dangling = problems_of(w, "0000:05:00.0")
+    assert len(dangling) == 1 and "dangling link" in dangling[0][2] and dangling[0][1] == "entry"
+    assert rows["0000:05:00.0"][FLAGS] & F_BROKEN
+    notdir = problems_of(w, "0000:06:00.0")
+    assert len(notdir) == 1 and "not a directory" in notdir[0][2]
+
+    pfp = problems_of(w, "0000:82:00.0")
+    assert any("fell back" in p[2] and vfs[2] in p[2] for p in pfp)
+    assert any(p[3].endswith("virtfn2") and "dangling link" in p[2] for p in pfp)
+    assert vfs[2] not in rows
+    assert [rows[v][VF_NUM] for v in (vfs[0], vfs[1], vfs[3])] == [0, 1, 3]
+
+
+def test_fifo_is_never_opened_for_reading(tmp_path: Path) -> None:
+    """The low-level reader opens non-blocking and checks fstat before any read."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    buf = ffi.new("unsigned char[]", 16)
+    err = ffi.new("int *")
+    t0 = time.monotonic()
+    assert lib.fv_read_file_at(-100, str(fifo).encode(), buf, 16, err) == -1  # AT_FDCWD
+    assert err[0] == 22 and time.monotonic() - t0 < 2  # EINVAL
+    (tmp_path / "f").write_bytes(b"0x15b3\n")
+    assert lib.fv_read_file_at(-100, str(tmp_path / "f").encode(), buf, 16, err) == 7
+    assert bytes(ffi.buffer(buf, 7)) == b"0x15b3\n"
+
+
+def test_vpd_flags(tree: Tree) -> None:
+    tree.fn("0000:03:00.0", vpd=vpd_blob("PLAIN1"))
+    tree.pf("0000:82:00.0", 3, vpd=vpd_blob("PF1"), vf_vpd=vpd_blob("VF"))
+    tree.pf("0000:83:00.0", 2, vpd=vpd_blob("PF2"), vf_vpd=vpd_blob("VF2"), layout=False)
+    tree.fn("0000:84:00.0", vpd=b"\x82" * 40000)
+    kinds = {}
+    for flags in ((False, False), (True, False), (True, True)):
+        w = _walk.walk(tree.root, read_vpd=flags[0], vf_vpd=flags[1])
+        kinds[flags] = {r[ADDR]: r[VPD] for r in w.devices}
+    assert all(v is None for v in kinds[(False, False)].values())
+    default = kinds[(True, False)]
+    assert default["0000:03:00.0"] == vpd_blob("PLAIN1") and default["0000:82:00.0"] == vpd_blob("PF1")
+    assert default["0000:83:00.0"] == vpd_blob("PF2")
+    assert default["0000:82:00.2"] is None and default["0000:83:00.2"] is None
+    assert len(default["0000:84:00.0"]) == 32768
+    every = kinds[(True, True)]
+    assert every["0000:82:00.2"] == every["0000:82:00.4"] == vpd_blob("VF")  # fast path
+    assert every["0000:83:00.3"] == vpd_blob("VF2")  # fallback path
+    assert all(r[VPD] is None for r in _walk.walk(tree.root, read_vpd=False, vf_vpd=True).devices)
+    w = _walk.walk(tree.root)
+    assert [p[1:3] for p in problems_of(w, "0000:84:00.0")] == [("vpd", "longer than 32768 bytes")]
+
+
+# -- syscall counts --------------------------------------------------------------------------------
+
+def _sriov_host(root: Path, pfs: int, vfs: int, layout: bool = True) -> Tree:
+    t = Tree(root)
+    br = t.bridge("0000:00:02.0")
+    for p in range(pfs):
+        t.pf(f"0000:{0x10 + 4 * p:02x}:00.0", vfs, offset=1, stride=1, layout=layout, under=br,
+             total=max(vfs, 8))
+    return t
+
+
+def test_fast_path_syscalls_per_vf(tmp_path: Path) -> None:
+    pfs, vfs = 4, 256
+    with_vfs = _walk.walk(_sriov_host(tmp_path / "a", pfs, vfs).root, read_vpd=False)
+    without = _walk.walk(_sriov_host(tmp_path / "b", pfs, 0).root, read_vpd=False)
+    assert with_vfs.problems == [] and len(with_vfs.devices) == 2 + pfs * (vfs + 1)
+    assert sum(r[KIND] == KIND_VF and bool(r[FLAGS] & F_INFERRED) for r in with_vfs.devices) == pfs * vfs
+    c, base = with_vfs.counters, without.counters
+    extra = c["total"] - base["total"]
+    print(f"\nfast path {pfs}x{vfs}: {c} ; without VFs {base['total']}; "
+          f"VF-attributable {extra / (pfs * vfs):.4f}/VF, all-in {c['total'] / (pfs * vfs):.4f}/VF")
+    assert extra / (pfs * vfs) < 0.1
+    assert c["total"] / (pfs * vfs) < 0.5
+    # Per PF: virtfn0 and the last virtfn resolved; vendor, device, class, numa_node of the first
+    # VF read (openat + fstat + read + close each); the PF directory is listed in as many calls.
+    assert c["readlinkat"] - base["readlinkat"] == 2 * pfs
+    assert c["openat"] - base["openat"] == 4 * pfs
+    assert extra == pfs * (2 + 4 * 4)
+    assert c["openat"] == c["close"]
+
+
+def test_fallback_is_linear(tmp_path: Path) -> None:
+    small = _walk.walk(_sriov_host(tmp_path / "a", 2, 32, layout=False).root, read_vpd=False)
+    big = _walk.walk(_sriov_host(tmp_path / "b", 2, 128, layout=False).root, read_vpd=False)
+    per_vf = (big.counters["total"] - small.counters["total"]) / (2 * (128 - 32))
+    print(f"\nfallback: {big.counters}; {per_vf:.1f} syscalls per VF")
+    assert 10 < per_vf < 45
+    assert big.counters["readlinkat"] >= 2 * 128 * 2  # virtfn link + the VF's driver link
+    assert all(r[FLAGS] & F_LINKED for r in big.devices if r[KIND] == KIND_VF)
+    assert big.counters["openat"] == big.counters["close"]
+
+
+# -- GIL -------------------------------------------------------------------------------------------
+
+def test_walk_releases_the_gil(tmp_path: Path) -> None:
+    root = os.fsencode(_sriov_host(tmp_path, 2, 512, layout=False).root)
+    count = 0
+    stop = False
+
+    def spin() -> None:
+        nonlocal count
+        while not stop:
+            count += 1
+
+    old = sys.getswitchinterval()
+    # A long switch interval: while the main thread holds the GIL the spinner cannot run, so it
+    # counts during a call only if that call released the GIL.
+    sys.setswitchinterval(0.5)
+    t = threading.Thread(target=spin, daemon=True)
+    t.start()
+    try:
+        time.sleep(0.01)
+        before = count
+        t0 = time.perf_counter()
+        res = lib.fv_walk(root, 0)
+        took = time.perf_counter() - t0
+        during_walk = count - before
+        lib.fv_free(res)
+        before = count
+        sum(range(3_000_000))  # a C loop that holds the GIL: the control
+        during_control = count - before
+    finally:
+        stop = True
+        t.join()
+        sys.setswitchinterval(old)
+    print(f"\nwalk took {took * 1000:.1f} ms; spinner counted {during_walk} during it, "
+          f"{during_control} during the GIL-holding control")
+    assert during_walk > 1000
+    assert during_control == 0
+
+
+# -- the real machine and bad roots ----------------------------------------------------------------
+
+def test_real_sys() -> None:
+    base = Path("/sys/bus/pci/devices")
+    if not base.is_dir():
+        pytest.skip("no /sys/bus/pci/devices")
+    w = _walk.walk("/sys", read_vpd=False)
+    names = sorted(os.listdir(base))
+    assert [r[ADDR] for r in w.devices] == names
+    assert w.problems == []
+
+    def num(path: Path) -> int:
+        return int(path.read_text().strip(), 0)
+
+    for r in w.devices:
+        d = base / r[ADDR]
+        assert (r[VENDOR], r[DEVICE], r[SUBV], r[SUBD], r[CLASS]) == (
+            num(d / "vendor"), num(d / "device"), num(d / "subsystem_vendor"),
+            num(d / "subsystem_device"), num(d / "class"))
+        if (d / "numa_node").exists():
+            assert r[NUMA] == int((d / "numa_node").read_text())
+        drv = os.path.basename(os.readlink(d / "driver")) if (d / "driver").is_symlink() else None
+        assert r[DRIVER] == drv
+        net = sorted(os.listdir(d / "net")) if (d / "net").is_dir() else []
+        assert [n for n, _ in r[NETDEVS]] == net
+        has_sriov = (d / "sriov_totalvfs").exists()
+        assert r[KIND] == (KIND_PF if has_sriov and num(d / "sriov_totalvfs") > 0 else
+                           KIND_VF if (d / "physfn").exists() else KIND_PLAIN)
+    assert w.counters["openat"] == w.counters["close"]
+
+
+def test_bad_roots(tmp_path: Path) -> None:
+    with pytest.raises(SysfsError) as e:
+        _walk.walk(tmp_path / "missing")
+    assert e.value.path == str(tmp_path / "missing") and e.value.errno == 2
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SysfsError):
+        _walk.walk(tmp_path / "file")
+    (tmp_path / "empty" / "bus" / "pci").mkdir(parents=True)
+    with pytest.raises(SysfsError) as e:
+        _walk.walk(tmp_path / "empty")
+    assert "not a sysfs tree" in str(e.value) and e.value.path == str(tmp_path / "empty")
+    with pytest.raises(SysfsError):
+        _walk.details(tmp_path / "empty", ["0000:00:00.0"])
+    (tmp_path / "empty" / "bus" / "pci" / "devices").mkdir()
+    w = _walk.walk(tmp_path / "empty")
+    assert w.devices == [] and w.problems == []
