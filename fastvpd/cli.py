@@ -190,7 +190,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                   "scanned by `fastvpd scan`)\n\n")
         format_inventory(inv, out)
         out.write(f"\nscanned {len(inv)} functions in {elapsed * 1e3:.2f} ms "
-                  f"({sum(inv.counters.values())} syscalls)\n")
+                  f"({inv.counters.get('total', 0)} syscalls)\n")
         vf = inv.vfs()[0]
         out.write(f"\nwhat a compute agent reports for VF {vf.address}:\n")
         out.write(json.dumps(vf.nova_dict(), indent=2) + "\n")

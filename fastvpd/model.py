@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from . import _walk
 from .errors import DeviceNotFound
 from .vpd import Vpd, parse_vpd
 
@@ -245,10 +246,16 @@ class Inventory(Mapping[str, PciDevice]):
         return self[address]
 
     def to_nova(self) -> list[dict[str, Any]]:
-        """Nova's device dicts for every function, in address order (spec/nova-contract.md)."""
+        """Nova's device dicts for every function, in address order (spec/nova-contract.md).
+
+        A function whose vendor or device ID could not be read is left out (Nova cannot track
+        it); it is still in the inventory with its problems.
+        """
         rows = self._rows
         out = []
         for i, r in enumerate(rows):
+            if r[_VENDOR] < 0 or r[_DEVICE] < 0:
+                continue
             kind = r[_KIND]
             parent_addr = parent_ifname = pf_mac = None
             if kind == 2 and r[_PARENT] >= 0:
@@ -353,7 +360,8 @@ class Inventory(Mapping[str, PciDevice]):
             self._rows[i] = tuple(r)
 
 
-# Field positions of a walker row (fastvpd._walk).
+# Field positions of a walker row (fastvpd._walk.DEVICE_FIELDS).
 (_ADDR, _VENDOR, _DEVICE, _SUBSYS_VENDOR, _SUBSYS_DEVICE, _CLASS, _NUMA, _KIND, _PARENT, _VF_NUM,
- _TOTAL_VFS, _NUM_VFS, _OFFSET, _STRIDE, _VF_DEVICE, _FLAGS, _DRIVER, _NETDEVS, _VPD) = range(19)
-FLAG_INFERRED = 0x2
+ _TOTAL_VFS, _NUM_VFS, _OFFSET, _STRIDE, _VF_DEVICE, _FLAGS, _DRIVER, _NETDEVS,
+ _VPD) = range(len(_walk.DEVICE_FIELDS))
+FLAG_INFERRED = _walk.F_INFERRED
