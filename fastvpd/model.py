@@ -59,9 +59,12 @@ class PciAddress:
         return f"{self.domain:04x}:{self.bus:02x}:{self.slot:02x}.{self.function:x}"
 
 
+_DEV_ID_TABLE = str.maketrans(":.", "__")
+
+
 def nova_dev_id(address: str) -> str:
     """Nova's ``dev_id``: ``pci_`` + the address with ':' and '.' turned into '_'."""
-    return "pci_" + address.replace(":", "_").replace(".", "_")
+    return "pci_" + address.translate(_DEV_ID_TABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +159,17 @@ def _nova_dict(address: str, vendor_id: str | None, product_id: str | None,
     return d
 
 
+_HEX4: dict[int, str] = {}
+
+
 def _hex4(value: int) -> str | None:
-    return None if value < 0 else f"{value:04x}"
+    """4 lower-case hex digits (memoised: a host has a handful of distinct IDs)."""
+    if value < 0:
+        return None
+    text = _HEX4.get(value)
+    if text is None:
+        text = _HEX4[value] = f"{value:04x}"
+    return text
 
 
 class Inventory(Mapping[str, PciDevice]):
@@ -252,24 +264,36 @@ class Inventory(Mapping[str, PciDevice]):
         it); it is still in the inventory with its problems.
         """
         rows = self._rows
+        serial_of = self._serial
+        pfs: dict[int, tuple[str, str | None, str | None, str | None]] = {}
         out = []
+        append = out.append
         for i, r in enumerate(rows):
-            if r[_VENDOR] < 0 or r[_DEVICE] < 0:
+            vendor, device = r[_VENDOR], r[_DEVICE]
+            if vendor < 0 or device < 0:
                 continue
             kind = r[_KIND]
-            parent_addr = parent_ifname = pf_mac = None
+            parent_addr = parent_ifname = pf_mac = mac = None
             if kind == 2 and r[_PARENT] >= 0:
-                pf = rows[r[_PARENT]]
-                parent_addr = pf[0]
-                if pf[_NETDEVS]:
-                    parent_ifname = pf[_NETDEVS][0][0]
-                    pf_mac = pf[_NETDEVS][0][1]
-            mac = r[_NETDEVS][0][1] if kind == 1 and r[_NETDEVS] else None
+                p = r[_PARENT]
+                pf = pfs.get(p)
+                if pf is None:  # once per PF, not per VF
+                    netdevs = rows[p][_NETDEVS]
+                    pf = pfs[p] = (rows[p][0], *(netdevs[0] if netdevs else (None, None)),
+                                   serial_of(p))
+                parent_addr, parent_ifname, pf_mac, serial = pf
+                if r[_VPD] is not None:
+                    serial = serial_of(i)
+            else:
+                serial = serial_of(i)
+                if kind == 1 and r[_NETDEVS]:
+                    mac = r[_NETDEVS][0][1]
             numa = r[_NUMA]
-            out.append(_nova_dict(r[0], _hex4(r[_VENDOR]), _hex4(r[_DEVICE]),
-                                  None if numa < 0 else numa, _DEV_TYPES[kind], parent_addr,
-                                  parent_ifname, None if r[_VF_NUM] < 0 else r[_VF_NUM], pf_mac,
-                                  self._serial(i), mac))
+            append(_nova_dict(r[0], _HEX4[vendor] if vendor in _HEX4 else _hex4(vendor),
+                              _HEX4[device] if device in _HEX4 else _hex4(device),
+                              None if numa < 0 else numa, _DEV_TYPES[kind], parent_addr,
+                              parent_ifname, None if r[_VF_NUM] < 0 else r[_VF_NUM], pf_mac,
+                              serial, mac))
         return out
 
     # -- building ---------------------------------------------------------------------------------
