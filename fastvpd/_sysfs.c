@@ -397,17 +397,16 @@ static int64_t parse_num(const unsigned char *b, size_t len, int fmt, int64_t ma
 }
 
 static const char *const attr_file[FV_A_COUNT] = {
-    "", "vendor", "device", "subsystem_vendor", "subsystem_device", "class", "numa_node",
-    "sriov_totalvfs", "sriov_offset", "sriov_stride", "sriov_vf_device", "driver", "net", "vpd",
-    "physfn", "virtfn", "",
+    "", "vendor", "device", "class", "numa_node", "sriov_totalvfs", "sriov_offset",
+    "sriov_stride", "sriov_vf_device", "driver", "net", "vpd", "physfn", "virtfn", "",
 };
 
 static const int attr_fmt[FV_A_COUNT] = {
-    0, HEX_0X, HEX_0X, HEX_0X, HEX_0X, HEX_0X, DEC_NUMA, DEC, DEC, DEC, HEX_BARE,
+    0, HEX_0X, HEX_0X, HEX_0X, DEC_NUMA, DEC, DEC, DEC, HEX_BARE,
 };
 
 static const int64_t attr_max[FV_A_COUNT] = {
-    0, 0xffff, 0xffff, 0xffff, 0xffff, 0xffffff, 65535, 65535, 65535, 65535, 0xffff,
+    0, 0xffff, 0xffff, 0xffffff, 65535, 65535, 65535, 65535, 0xffff,
 };
 
 /* ---- directory listing ----------------------------------------------------------------------- */
@@ -976,11 +975,9 @@ static void read_device(walker *w, int32_t i)
         d->kind = FV_KIND_VF; /* a VF even when no PF claimed it (see the orphan pass) */
     }
 
-    static const int ids[] = {FV_A_VENDOR, FV_A_DEVICE, FV_A_SUBSYSTEM_VENDOR,
-                              FV_A_SUBSYSTEM_DEVICE, FV_A_CLASS, FV_A_NUMA_NODE};
-    int32_t *fields[] = {&d->vendor, &d->device, &d->subsystem_vendor, &d->subsystem_device,
-                         &d->class_code, &d->numa_node};
-    for (int k = 0; k < 6; k++)
+    static const int ids[] = {FV_A_VENDOR, FV_A_DEVICE, FV_A_CLASS, FV_A_NUMA_NODE};
+    int32_t *fields[] = {&d->vendor, &d->device, &d->class_code, &d->numa_node};
+    for (int k = 0; k < 4; k++)
         if (get_attr(w, dfd, &ds, ids[k], ids[k] != FV_A_NUMA_NODE, fields[k]) == V_GONE)
             goto gone;
     if (ds.present[FV_A_SRIOV_TOTALVFS]) {
@@ -1125,8 +1122,7 @@ static fv_result *finish(walker *w)
 
 static void init_device(fv_device *d)
 {
-    d->vendor = d->device = d->subsystem_vendor = d->subsystem_device = -1;
-    d->class_code = d->numa_node = -1;
+    d->vendor = d->device = d->class_code = d->numa_node = -1;
     d->kind = FV_KIND_PLAIN;
     d->parent = d->vf_num = d->total_vfs = d->num_vfs = -1;
     d->sriov_offset = d->sriov_stride = d->vf_device = -1;

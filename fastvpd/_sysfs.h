@@ -37,7 +37,7 @@
 /* fv_device.flags */
 #define FV_F_GONE 0x1     /* vanished during the walk (ENOENT): not a problem, just gone */
 #define FV_F_INFERRED 0x2 /* VF filled from its PF (fast path): vendor, device (sriov_vf_device),
-                             class, numa_node; subsystem IDs unknown, driver/netdevs not read */
+                             class, numa_node; driver/netdevs not read */
 #define FV_F_VERIFIED 0x4 /* fast-path VF whose identity files were read and matched (virtfn0) */
 #define FV_F_DETAILS 0x8  /* driver and netdevs were read (driver_len -1 then means unbound) */
 #define FV_F_BROKEN 0x10  /* the entry could not be opened or listed (see problems) */
@@ -51,25 +51,25 @@
 #define FV_E_NOMEM 4
 #define FV_E_TOO_BIG 5   /* the result would not fit int32 offsets */
 
-/* fv_problem.attr: what the problem is about. 1..14 are the per-device files and links. */
+/* fv_problem.attr: what the problem is about. 1..12 are the per-device files and links. The
+ * subsystem IDs are not read: the model has no use for them (neither has Nova), and each would
+ * cost a file read per function. */
 #define FV_A_ENTRY 0             /* the bus/pci/devices/<addr> entry itself */
 #define FV_A_VENDOR 1
 #define FV_A_DEVICE 2
-#define FV_A_SUBSYSTEM_VENDOR 3
-#define FV_A_SUBSYSTEM_DEVICE 4
-#define FV_A_CLASS 5
-#define FV_A_NUMA_NODE 6
-#define FV_A_SRIOV_TOTALVFS 7
-#define FV_A_SRIOV_OFFSET 8
-#define FV_A_SRIOV_STRIDE 9
-#define FV_A_SRIOV_VF_DEVICE 10
-#define FV_A_DRIVER 11
-#define FV_A_NET 12              /* net/ or net/<ifname>/address (see the problem's path) */
-#define FV_A_VPD 13
-#define FV_A_PHYSFN 14
-#define FV_A_VIRTFN 15           /* virtfn<N> links and the VF layout of a PF */
-#define FV_A_NAME 16             /* host level: an entry of bus/pci/devices that is no address */
-#define FV_A_COUNT 17
+#define FV_A_CLASS 3
+#define FV_A_NUMA_NODE 4
+#define FV_A_SRIOV_TOTALVFS 5
+#define FV_A_SRIOV_OFFSET 6
+#define FV_A_SRIOV_STRIDE 7
+#define FV_A_SRIOV_VF_DEVICE 8
+#define FV_A_DRIVER 9
+#define FV_A_NET 10              /* net/ or net/<ifname>/address (see the problem's path) */
+#define FV_A_VPD 11
+#define FV_A_PHYSFN 12
+#define FV_A_VIRTFN 13           /* virtfn<N> links and the VF layout of a PF */
+#define FV_A_NAME 14             /* host level: an entry of bus/pci/devices that is no address */
+#define FV_A_COUNT 15
 
 /* fv_problem.kind */
 #define FV_P_MISSING 1     /* a file every PCI function has is absent */
@@ -110,8 +110,6 @@ typedef struct fv_counters {
 typedef struct fv_device {
     int32_t vendor;
     int32_t device;
-    int32_t subsystem_vendor;
-    int32_t subsystem_device;
     int32_t class_code;
     int32_t numa_node;  /* -1 as read from the file, or unknown */
     int32_t kind;       /* FV_KIND_* */

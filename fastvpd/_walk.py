@@ -9,28 +9,27 @@ Device rows (`Walk.devices`), in address order, are tuples of these fields (`DEV
  0    address             ``"DDDD:BB:SS.F"``
  1    vendor              int, -1 unknown (likewise every int below)
  2    device              int
- 3    subsystem_vendor    int
- 4    subsystem_device    int
- 5    class_code          int (24 bits)
- 6    numa_node           int, -1 as the kernel says it, or unknown
- 7    kind                0 plain, 1 PF, 2 VF (`KIND_PLAIN`, `KIND_PF`, `KIND_VF`)
- 8    parent              VF: row index of its PF, else -1
- 9    vf_num              VF: N of its PF's ``virtfn<N>``, else -1
-10    total_vfs           ``sriov_totalvfs``
-11    num_vfs             PF: number of ``virtfn*`` links (``sriov_numvfs`` is never read)
-12    sriov_offset        int
-13    sriov_stride        int
-14    vf_device           ``sriov_vf_device``
-15    flags               `F_GONE`, `F_INFERRED`, `F_VERIFIED`, `F_DETAILS`, `F_BROKEN`, `F_LINKED`
-16    driver              str | None (None: unbound, or not read — see `F_DETAILS`)
-17    netdevs             tuple[(ifname, mac | None), ...] sorted by name (() when not read)
-18    vpd                 bytes | None (raw, at most 32 KiB)
+ 3    class_code          int (24 bits)
+ 4    numa_node           int, -1 as the kernel says it, or unknown
+ 5    kind                0 plain, 1 PF, 2 VF (`KIND_PLAIN`, `KIND_PF`, `KIND_VF`)
+ 6    parent              VF: row index of its PF, else -1
+ 7    vf_num              VF: N of its PF's ``virtfn<N>``, else -1
+ 8    total_vfs           ``sriov_totalvfs``
+ 9    num_vfs             PF: number of ``virtfn*`` links (``sriov_numvfs`` is never read)
+10    sriov_offset        int
+11    sriov_stride        int
+12    vf_device           ``sriov_vf_device``
+13    flags               `F_GONE`, `F_INFERRED`, `F_VERIFIED`, `F_DETAILS`, `F_BROKEN`, `F_LINKED`
+14    driver              str | None (None: unbound, or not read — see `F_DETAILS`)
+15    netdevs             tuple[(ifname, mac | None), ...] sorted by name (() when not read)
+16    vpd                 bytes | None (raw, at most 32 KiB)
 ====  ==================  =====================================================================
 
+The subsystem vendor and device IDs are not read (the model has no use for them).
+
 A VF filled by the fast path has `F_INFERRED`: vendor, device (``sriov_vf_device``), class and
-numa_node come from its PF (the first VF of each PF, also `F_VERIFIED`, was read and checked), its
-subsystem IDs are unknown (-1) and its driver and netdevs were not read; load those in bulk with
-`details()`. Rows flagged `F_GONE` (vanished during the walk) or `F_BROKEN`
+numa_node come from its PF (the first VF of each PF, also `F_VERIFIED`, was read and checked) and
+its driver and netdevs were not read; load those in bulk with `details()`. Rows flagged `F_GONE` (vanished during the walk) or `F_BROKEN`
 (entry could not be opened; see the problems) hold no facts.
 
 `Walk.problems` rows are ``(device_index, attribute, message, path)``; ``device_index`` is -1 for
@@ -52,10 +51,12 @@ from .errors import SysfsError
 __all__ = ["DEVICE_FIELDS", "Walk", "walk", "details"]
 
 DEVICE_FIELDS = (
-    "address", "vendor", "device", "subsystem_vendor", "subsystem_device", "class_code",
-    "numa_node", "kind", "parent", "vf_num", "total_vfs", "num_vfs", "sriov_offset",
-    "sriov_stride", "vf_device", "flags", "driver", "netdevs", "vpd",
+    "address", "vendor", "device", "class_code", "numa_node", "kind", "parent", "vf_num",
+    "total_vfs", "num_vfs", "sriov_offset", "sriov_stride", "vf_device", "flags", "driver",
+    "netdevs", "vpd",
 )
+
+_ROW_FLAGS, _ROW_DRIVER, _ROW_NETDEVS = (DEVICE_FIELDS.index(n) for n in ("flags", "driver", "netdevs"))
 
 KIND_PLAIN, KIND_PF, KIND_VF = lib.FV_KIND_PLAIN, lib.FV_KIND_PF, lib.FV_KIND_VF
 F_GONE = lib.FV_F_GONE
@@ -67,7 +68,10 @@ F_LINKED = lib.FV_F_LINKED
 
 COUNTER_NAMES = ("openat", "getdents64", "readlinkat", "read", "fstat", "close")
 
-_DEV_INTS = 21
+_DEV_INTS = 19
+# Positions in the C record (fv_device): 13 ints, then (offset, length) of driver, netdevs, vpd.
+_N_INTS = 13
+_DRV, _NET, _VPD = 13, 15, 17
 _DEV_FMT = f"={_DEV_INTS}i"
 _DEV_SIZE = struct.calcsize(_DEV_FMT)
 _PROB_INTS = 9
@@ -77,9 +81,8 @@ assert ffi.sizeof("fv_device") == _DEV_SIZE and ffi.sizeof("fv_problem") == _PRO
 
 # Indexed by FV_A_* code.
 ATTRIBUTES = (
-    "entry", "vendor", "device", "subsystem_vendor", "subsystem_device", "class", "numa_node",
-    "sriov_totalvfs", "sriov_offset", "sriov_stride", "sriov_vf_device", "driver", "net", "vpd",
-    "physfn", "virtfn", "name",
+    "entry", "vendor", "device", "class", "numa_node", "sriov_totalvfs", "sriov_offset",
+    "sriov_stride", "sriov_vf_device", "driver", "net", "vpd", "physfn", "virtfn", "name",
 )
 
 _DTYPES = {1: "a FIFO", 2: "a character device", 4: "a directory", 6: "a block device",
@@ -159,20 +162,20 @@ def _decode_rows(res: Any, strings: bytes) -> tuple[list[str], list[tuple[Any, .
     none3: tuple[Any, ...] = (None, (), None)
     raw = ffi.buffer(res.devices, n * _DEV_SIZE)
     for i, f in enumerate(struct.iter_unpack(_DEV_FMT, raw)):
-        head = (addrs[12 * i:12 * i + 12],) + f[:15]
-        if f[15] < 0 and f[17] < 0 and f[19] < 0:
+        head = (addrs[12 * i:12 * i + 12],) + f[:_N_INTS]
+        if f[_DRV] < 0 and f[_NET] < 0 and f[_VPD] < 0:
             rows.append(head + none3)
             continue
-        driver = _text(strings[f[15]:f[15] + f[16]]) if f[15] >= 0 else None
+        driver = _text(strings[f[_DRV]:f[_DRV] + f[_DRV + 1]]) if f[_DRV] >= 0 else None
         netdevs: tuple[tuple[str, str | None], ...] = ()
-        if f[17] >= 0 and f[18] > 0:
+        if f[_NET] >= 0 and f[_NET + 1] > 0:
             lines = []
-            for line in strings[f[17]:f[17] + f[18]].split(b"\n")[:-1]:
+            for line in strings[f[_NET]:f[_NET] + f[_NET + 1]].split(b"\n")[:-1]:
                 name, _, mac = line.partition(b"\t")
                 lines.append((_text(name), mac.decode("ascii") if mac else None))
             lines.sort()
             netdevs = tuple(lines)
-        vpd = strings[f[19]:f[19] + f[20]] if f[19] >= 0 else None
+        vpd = strings[f[_VPD]:f[_VPD] + f[_VPD + 1]] if f[_VPD] >= 0 else None
         rows.append(head + (driver, netdevs, vpd))
     return [addrs[12 * i:12 * i + 12] for i in range(n)], rows
 
@@ -259,8 +262,8 @@ def details(root: str | os.PathLike[str], addresses: Iterable[str], *,
         _, rows = _decode_rows(res, strings)
         if counters is not None:
             counters.update(_counters(res))
-        return {wanted[i]: (r[16], r[17]) for i, r in enumerate(rows)
-                if r[15] & F_DETAILS and not r[15] & F_GONE}
+        return {wanted[i]: (r[_ROW_DRIVER], r[_ROW_NETDEVS]) for i, r in enumerate(rows)
+                if r[_ROW_FLAGS] & F_DETAILS and not r[_ROW_FLAGS] & F_GONE}
     finally:
         if res != ffi.NULL:
             lib.fv_free(res)

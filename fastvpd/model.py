@@ -385,7 +385,6 @@ class Inventory(Mapping[str, PciDevice]):
 
 
 # Field positions of a walker row (fastvpd._walk.DEVICE_FIELDS).
-(_ADDR, _VENDOR, _DEVICE, _SUBSYS_VENDOR, _SUBSYS_DEVICE, _CLASS, _NUMA, _KIND, _PARENT, _VF_NUM,
- _TOTAL_VFS, _NUM_VFS, _OFFSET, _STRIDE, _VF_DEVICE, _FLAGS, _DRIVER, _NETDEVS,
- _VPD) = range(len(_walk.DEVICE_FIELDS))
+(_ADDR, _VENDOR, _DEVICE, _CLASS, _NUMA, _KIND, _PARENT, _VF_NUM, _TOTAL_VFS, _NUM_VFS, _OFFSET,
+ _STRIDE, _VF_DEVICE, _FLAGS, _DRIVER, _NETDEVS, _VPD) = range(len(_walk.DEVICE_FIELDS))
 FLAG_INFERRED = _walk.F_INFERRED

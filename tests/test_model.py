@@ -16,8 +16,8 @@ PF_MAC = "b8:ce:f6:00:00:01"
 def row(address, *, vendor=0x15B3, device=0xA2D6, klass=0x020000, numa=0, kind=0, parent=-1,
         vf_num=-1, total_vfs=-1, num_vfs=-1, offset=-1, stride=-1, vf_device=-1, flags=0,
         driver="mlx5_core", netdevs=(), vpd=None):
-    return (address, vendor, device, -1, -1, klass, numa, kind, parent, vf_num, total_vfs,
-            num_vfs, offset, stride, vf_device, flags, driver, tuple(netdevs), vpd)
+    return (address, vendor, device, klass, numa, kind, parent, vf_num, total_vfs, num_vfs,
+            offset, stride, vf_device, flags, driver, tuple(netdevs), vpd)
 
 
 def small_host(pf_netdev=True, vf_vpd=None):

@@ -21,8 +21,8 @@ from fastvpd._sysfs import ffi, lib
 from fastvpd._walk import (F_BROKEN, F_DETAILS, F_INFERRED, F_LINKED, F_VERIFIED, KIND_PF,
                            KIND_PLAIN, KIND_VF)
 
-(ADDR, VENDOR, DEVICE, SUBV, SUBD, CLASS, NUMA, KIND, PARENT, VF_NUM, TOTAL_VFS, NUM_VFS, OFFSET,
- STRIDE, VF_DEVICE, FLAGS, DRIVER, NETDEVS, VPD) = range(19)
+(ADDR, VENDOR, DEVICE, CLASS, NUMA, KIND, PARENT, VF_NUM, TOTAL_VFS, NUM_VFS, OFFSET, STRIDE,
+ VF_DEVICE, FLAGS, DRIVER, NETDEVS, VPD) = range(17)
 
 MLX = 0x15B3
 PF_DEV, VF_DEV = 0xA2D6, 0x101E
@@ -155,22 +155,22 @@ def test_plain_devices(tree: Tree) -> None:
                                             "0000:04:00.0"]
     assert w.problems == []
     nic = rows_by_address(w)["0000:03:00.0"]
-    assert nic[1:16] == (0x8086, 0x1521, MLX, 0x0047, 0x020000, -1, KIND_PLAIN, -1, -1, -1, -1,
-                         -1, -1, -1, F_DETAILS)
+    assert nic[1:14] == (0x8086, 0x1521, 0x020000, -1, KIND_PLAIN, -1, -1, -1, -1, -1, -1, -1,
+                         F_DETAILS)
     assert nic[DRIVER] == "igb"
     assert nic[NETDEVS] == (("eno1", "3c:ec:ef:00:00:01"), ("eno2", "3c:ec:ef:00:00:02"))
     nvme = rows_by_address(w)["0000:04:00.0"]
-    assert (nvme[VENDOR], nvme[DEVICE], nvme[SUBV], nvme[SUBD], nvme[CLASS], nvme[NUMA]) == (
-        0x144D, 0xA80A, 0x144D, 0xA801, 0x010802, 1)
+    assert (nvme[VENDOR], nvme[DEVICE], nvme[CLASS], nvme[NUMA]) == (0x144D, 0xA80A, 0x010802, 1)
     assert nvme[DRIVER] is None and nvme[NETDEVS] == () and nvme[VPD] is None
     assert set(w.counters) == {"openat", "getdents64", "readlinkat", "read", "fstat", "close",
                                "total"}
     assert w.counters["openat"] == w.counters["close"]  # no fd leaks
-    assert len(_walk.DEVICE_FIELDS) == len(w.devices[0]) == 19
+    assert len(_walk.DEVICE_FIELDS) == len(w.devices[0]) == 17
+    assert "subsystem_vendor" not in _walk.DEVICE_FIELDS  # not read: the model has no use for it
 
 
 def test_structs_and_constants_match_the_wrapper() -> None:
-    assert ffi.sizeof("fv_device") == 21 * 4 and ffi.sizeof("fv_problem") == 9 * 4
+    assert ffi.sizeof("fv_device") == 19 * 4 and ffi.sizeof("fv_problem") == 9 * 4
     for i, name in enumerate(_walk.ATTRIBUTES):
         assert getattr(lib, "FV_A_" + name.upper()) == i
 
@@ -193,8 +193,7 @@ def test_pf_fast_path_fills_vfs_from_the_pf(tree: Tree) -> None:
     for n, va in enumerate(vfs):
         r = rows[va]
         assert r[KIND] == KIND_VF and r[PARENT] == idx.index("0000:82:00.0") and r[VF_NUM] == n
-        assert (r[VENDOR], r[DEVICE], r[SUBV], r[SUBD], r[CLASS], r[NUMA]) == (
-            MLX, VF_DEV, -1, -1, 0x020000, 1)  # subsystem IDs are not inferred
+        assert (r[VENDOR], r[DEVICE], r[CLASS], r[NUMA]) == (MLX, VF_DEV, 0x020000, 1)
         assert r[FLAGS] & F_INFERRED and not r[FLAGS] & F_DETAILS
         assert bool(r[FLAGS] & F_VERIFIED) == (n == 0)
         assert r[DRIVER] is None and r[NETDEVS] == () and r[VPD] is None
@@ -312,8 +311,9 @@ def test_orphan_vf_is_reported(tree: Tree) -> None:
 def test_hostile_entries(tree: Tree) -> None:
     br = tree.bridge("0000:00:02.0")
     d = tree.fn("0000:03:00.0", under=br, files={"vendor": None, "device": None, "class": b"",
-                                                 "subsystem_vendor": b"0xzz\n",
+                                                 "subsystem_vendor": b"0xzz\n",  # never read
                                                  "subsystem_device": b"0x" + b"1" * 5000})
+    tree.fn("0000:03:00.2", under=br, files={"vendor": b"0xzz\n", "device": b"0x" + b"1" * 5000})
     os.mkfifo(d / "vendor")          # a FIFO where a file belongs: must not block
     (d / "device").mkdir()           # a directory where a file belongs
     os.mkfifo(d / "vpd")
@@ -345,13 +345,14 @@ def test_hostile_entries(tree: Tree) -> None:
 
     got = {(p[1], p[2].split(" (")[0].split(":")[0]) for p in problems_of(w, "0000:03:00.0")}
     assert got == {("vendor", "not a regular file"), ("device", "not a regular file"),
-                   ("class", "empty"), ("subsystem_vendor", "garbage content '0xzz\\n'"),
-                   ("subsystem_device", "longer than 4096 bytes"),
-                   ("numa_node", "not a regular file"), ("vpd", "not a regular file")}
+                   ("class", "empty"), ("numa_node", "not a regular file"),
+                   ("vpd", "not a regular file")}
+    got = {(p[1], p[2]) for p in problems_of(w, "0000:03:00.2")}
+    assert got == {("vendor", "garbage content '0xzz\\n'"), ("device", "longer than 4096 bytes")}
     fifo = [p for p in problems_of(w, "0000:03:00.0") if p[1] == "vendor"][0]
     assert "FIFO" in fifo[2] and fifo[3] == str(tree.devices / "0000:03:00.0" / "vendor")
     r = rows["0000:03:00.0"]
-    assert (r[VENDOR], r[DEVICE], r[CLASS], r[SUBV], r[SUBD], r[NUMA]) == (-1,) * 6
+    assert (r[VENDOR], r[DEVICE], r[CLASS], r[NUMA]) == (-1,) * 4
     assert r[DRIVER] == "mlx5_core"
 
     eth = rows["0000:03:00.1"]
@@ -507,9 +508,8 @@ def test_real_sys() -> None:
 
     for r in w.devices:
         d = base / r[ADDR]
-        assert (r[VENDOR], r[DEVICE], r[SUBV], r[SUBD], r[CLASS]) == (
-            num(d / "vendor"), num(d / "device"), num(d / "subsystem_vendor"),
-            num(d / "subsystem_device"), num(d / "class"))
+        assert (r[VENDOR], r[DEVICE], r[CLASS]) == (
+            num(d / "vendor"), num(d / "device"), num(d / "class"))
         if (d / "numa_node").exists():
             assert r[NUMA] == int((d / "numa_node").read_text())
         drv = os.path.basename(os.readlink(d / "driver")) if (d / "driver").is_symlink() else None
