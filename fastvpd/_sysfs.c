@@ -267,13 +267,29 @@ static int32_t link_target(const walker *w, const char *t, size_t len, const cha
 
 /* ---- reading files --------------------------------------------------------------------------- */
 
-/* Open `path` under `dfd` without following a final symlink and without blocking, check that it
- * is a regular file, then read at most cap bytes (buf holds cap + 1, the extra byte detects longer
- * files). Text attributes come in one read (sysfs returns a whole attribute at once; a short read
- * of a regular file is its end); to_eof keeps reading until EOF (sysfs binary files such as vpd
- * come at most a page per read). */
-static int read_file(fv_counters *c, int dfd, const char *path, unsigned char *buf, size_t cap,
-                     size_t *len, int *err, int to_eof)
+/* The smallest page size Linux runs with. A read of a sysfs binary attribute (vpd) returns at most
+ * one page, and less only at the end of the attribute; a regular file returns less than asked
+ * only at its end. */
+#define MIN_PAGE 4096
+
+/* Open `path` under `dfd` without following a final symlink and without blocking, then read at
+ * most cap bytes (buf holds cap + 1, the extra byte detects longer files).
+ *
+ * `type` is the d_type the directory listing gave for `path`, or DT_UNKNOWN when the listing did
+ * not say or `path` was not listed (e.g. "virtfn0/vendor", "net/eth0/address"). Only then is the
+ * open file fstat'ed to make sure it is a regular file before anything is read from it: a listed
+ * DT_REG needs no second opinion. If a FIFO, device node or directory was swapped in between the
+ * listing and the open, the open flags keep that harmless: O_NOFOLLOW fails on a symlink (ELOOP),
+ * O_NONBLOCK makes neither the open nor a read wait on a FIFO or device (the read returns 0, or
+ * fails with EAGAIN -> "unreadable"), O_NOCTTY keeps a terminal from becoming ours, and a read of
+ * a directory fails with EISDIR. Such a race costs at most a wrong "empty"/"unreadable" problem.
+ *
+ * Text attributes come in one read (sysfs returns a whole attribute at once; a short read of a
+ * regular file is its end). to_eof reads binary attributes such as vpd, which sysfs hands out at
+ * most a page per read: it reads again only after a read that filled a whole page (MIN_PAGE) or
+ * all that was asked, so a VPD image shorter than a page costs one read, not two. */
+static int read_file(fv_counters *c, int dfd, const char *path, unsigned char type,
+                     unsigned char *buf, size_t cap, size_t *len, int *err, int to_eof)
 {
     *len = 0;
     *err = 0;
@@ -286,23 +302,26 @@ static int read_file(fv_counters *c, int dfd, const char *path, unsigned char *b
         }
         return RD_ERR;
     }
-    struct stat st;
-    c->fstat++;
-    if (fstat(fd, &st) != 0) {
-        *err = errno;
-        c_close(c, fd);
-        return RD_ERR;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        *err = (int)IFTODT(st.st_mode);
-        c_close(c, fd);
-        return RD_NOTREG;
+    if (type != DT_REG) {
+        struct stat st;
+        c->fstat++;
+        if (fstat(fd, &st) != 0) {
+            *err = errno;
+            c_close(c, fd);
+            return RD_ERR;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            *err = (int)IFTODT(st.st_mode);
+            c_close(c, fd);
+            return RD_NOTREG;
+        }
     }
     size_t got = 0;
     int rc = RD_OK;
     while (got <= cap) {
+        size_t want = cap + 1 - got;
         c->read++;
-        ssize_t n = read(fd, buf + got, cap + 1 - got);
+        ssize_t n = read(fd, buf + got, want);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -310,11 +329,9 @@ static int read_file(fv_counters *c, int dfd, const char *path, unsigned char *b
             rc = RD_ERR;
             break;
         }
-        if (n == 0)
-            break;
         got += (size_t)n;
-        if (!to_eof)
-            break;
+        if (!to_eof || (size_t)n < (want < MIN_PAGE ? want : MIN_PAGE))
+            break; /* n == 0 included */
     }
     c_close(c, fd);
     if (rc == RD_OK && got > cap) {
@@ -339,7 +356,7 @@ ssize_t fv_read_file_at(int dirfd, const char *name, unsigned char *buf, size_t 
         return -1;
     }
     size_t len;
-    int rc = read_file(&c, dirfd, name, tmp, cap, &len, err, 1);
+    int rc = read_file(&c, dirfd, name, DT_UNKNOWN, tmp, cap, &len, err, 1);
     if (rc == RD_NOTREG) {
         *err = EINVAL;
         free(tmp);
@@ -568,7 +585,7 @@ static int get_attr(walker *w, int dfd, const dirscan *ds, int a, int required, 
     unsigned char buf[FV_ATTR_CAP + 1];
     size_t len;
     int err;
-    switch (read_file(w->c, dfd, f, buf, FV_ATTR_CAP, &len, &err, 0)) {
+    switch (read_file(w->c, dfd, f, ds->type[a], buf, FV_ATTR_CAP, &len, &err, 0)) {
     case RD_ERR:
         if (err == ENOENT)
             return V_GONE;
@@ -654,7 +671,7 @@ static int net_cb(walker *w, void *ctx, const char *name, size_t len, unsigned c
     unsigned char buf[FV_ATTR_CAP + 1];
     size_t n = 0;
     int err;
-    int rc = read_file(w->c, ns->netfd, path, buf, FV_ATTR_CAP, &n, &err, 0);
+    int rc = read_file(w->c, ns->netfd, path, DT_UNKNOWN, buf, FV_ATTR_CAP, &n, &err, 0);
     size_t maclen = 0;
     if (rc == RD_OK) {
         if (n > 0 && buf[n - 1] == '\n')
@@ -705,13 +722,14 @@ static void read_net(walker *w, int32_t dev, int dfd, const char *path)
     d->netdev_len = d->netdev_off < 0 ? -1 : (int32_t)w->tmp.len;
 }
 
-/* Raw VPD of `path` under `dfd`; an absent file is no problem (no VPD capability). */
-static void read_vpd(walker *w, int32_t dev, int dfd, const char *path)
+/* Raw VPD of `path` under `dfd` (type: its d_type, see read_file); an absent file is no problem
+ * (no VPD capability). */
+static void read_vpd(walker *w, int32_t dev, int dfd, const char *path, unsigned char type)
 {
     fv_device *d = &w->r->devices[dev];
     size_t len;
     int err;
-    int rc = read_file(w->c, dfd, path, w->vpd, FV_VPD_CAP, &len, &err, 1);
+    int rc = read_file(w->c, dfd, path, type, w->vpd, FV_VPD_CAP, &len, &err, 1);
     if (rc == RD_ERR) {
         if (err != ENOENT)
             simple_problem(w, dev, FV_A_VPD, FV_P_UNREADABLE, err, 0, "vpd");
@@ -798,7 +816,7 @@ static int vf0_attr(walker *w, int pfd, int a, int32_t *out)
     int err;
     snprintf(path, sizeof path, "virtfn0/%s", attr_file[a]);
     *out = -1;
-    int rc = read_file(w->c, pfd, path, buf, FV_ATTR_CAP, &len, &err, 0);
+    int rc = read_file(w->c, pfd, path, DT_UNKNOWN, buf, FV_ATTR_CAP, &len, &err, 0);
     if (rc == RD_ERR && err == ENOENT && a == FV_A_NUMA_NODE)
         return 1; /* no numa_node file */
     if (rc != RD_OK)
@@ -908,7 +926,7 @@ static void vfs_of_pf(walker *w, int32_t pf, int pfd, const dirscan *ds)
             char path[ADDR_LEN + 8];
             fmt_addr(w->keys[j], path);
             memcpy(path + ADDR_LEN, "/vpd", 5);
-            read_vpd(w, j, w->devfd, path);
+            read_vpd(w, j, w->devfd, path, DT_UNKNOWN);
         }
     }
 }
@@ -1004,7 +1022,7 @@ static void read_device(walker *w, int32_t i)
     int want_vpd = (w->flags & (d->kind == FV_KIND_VF ? FV_VF_VPD : FV_READ_VPD)) != 0;
     if (want_vpd && ds.present[FV_A_VPD]) {
         if (regular_or_unknown(ds.type[FV_A_VPD]))
-            read_vpd(w, i, dfd, "vpd");
+            read_vpd(w, i, dfd, "vpd", ds.type[FV_A_VPD]);
         else
             simple_problem(w, i, FV_A_VPD, FV_P_NOT_REGULAR, 0, ds.type[FV_A_VPD], "vpd");
     }

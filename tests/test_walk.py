@@ -411,6 +411,22 @@ def test_vpd_flags(tree: Tree) -> None:
     assert [p[1:3] for p in problems_of(w, "0000:84:00.0")] == [("vpd", "longer than 32768 bytes")]
 
 
+def test_listed_regular_files_cost_open_read_close(tree: Tree) -> None:
+    """A file the directory listing says is regular is not fstat'ed; a VPD image shorter than a page
+    comes in one read (no second read for EOF). Unlisted files (net/<ifname>/address) are."""
+    tree.fn("0000:03:00.0", vpd=vpd_blob("ONE"), netdevs=(("eth0", "3c:ec:ef:00:00:01"),))
+    tree.fn("0000:04:00.0", vpd=bytes(range(256)) * 20)  # 5120 bytes: more than a page
+    without = _walk.walk(tree.root, read_vpd=False).counters
+    w = _walk.walk(tree.root)
+    assert w.problems == []
+    assert rows_by_address(w)["0000:04:00.0"][VPD] == bytes(range(256)) * 20
+    c = w.counters
+    assert c["openat"] - without["openat"] == 2 and c["fstat"] == without["fstat"]
+    assert c["read"] - without["read"] == 1 + 2  # tmpfs/ext4 hand out 5120 bytes at once, then EOF
+    # per function: vendor, device, class, numa_node read without fstat; one fstat for the MAC
+    assert without["fstat"] == 1
+
+
 # -- syscall counts --------------------------------------------------------------------------------
 
 def _sriov_host(root: Path, pfs: int, vfs: int, layout: bool = True) -> Tree:
