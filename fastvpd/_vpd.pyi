@@ -20,6 +20,10 @@ INVALID_KEYWORD: int
 WRONG_SECTION: int
 NOT_TEXT: int
 MAX_VPD_SIZE: int
+READ_ONLY: int
+READ_WRITE: int
+NAME: int
+ENTRY_SIZE: int
 CHECKSUM_NONE: int
 CHECKSUM_BAD_STATE: int
 CHECKSUM_OK: int
@@ -27,10 +31,8 @@ CHECKSUM_OK: int
 def text(raw: bytes | bytearray | memoryview) -> str | None: ...
 def parse(
     data: bytes | bytearray | memoryview,
-) -> tuple[
-    bytes | None,
-    list[tuple[str, bytes]],
-    list[tuple[str, bytes]],
-    int,
-    list[tuple[int, int, str | None]],
-]: ...
+) -> tuple[bytes, bytes, int, list[tuple[int, int, str | None]]]: ...
+def find(data: bytes, table: bytes, section: int, keyword: str = "") -> bytes | None: ...
+def find_text(data: bytes, table: bytes, section: int, keyword: str = "") -> str | None: ...
+def fields(data: bytes, table: bytes, section: int) -> list[tuple[str, bytes]]: ...
+def mapping(data: bytes, table: bytes, section: int) -> dict[str, bytes]: ...

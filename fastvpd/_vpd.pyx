@@ -1,11 +1,15 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""PCI VPD resource walker: bytes in, flat tuples out.
+"""PCI VPD resource walker: bytes in, a packed field table out.
 
-Every read is checked against the end of the data by hand (bounds checking is off for speed), and
-no Python object is touched per byte. Policy (messages, strictness, mappings) lives in vpd.py.
+``parse`` walks the resources once and records every field as a 6-byte entry (section, keyword,
+offset, length) in one ``bytes`` table instead of making a Python object per field; ``find``,
+``find_text``, ``mapping`` and ``fields`` read values out of it on demand. Every read of the data
+is checked against its end by hand (bounds checking is off for speed). Policy (messages,
+strictness) lives in vpd.py.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.unicode cimport PyUnicode_DecodeASCII
 
 cdef extern from "Python.h":
@@ -34,8 +38,23 @@ NOT_TEXT = 18
 
 MAX_VPD_SIZE = 32768
 
+# Sections of a table entry.
+READ_ONLY = 0
+READ_WRITE = 1
+NAME = 2  # the identifier string, with an empty keyword
+
 cdef enum:
     C_MAX = 32768
+
+ctypedef struct Entry:
+    unsigned short offset  # of the value (data is capped at 32768 bytes)
+    unsigned short length
+    unsigned char section
+    unsigned char kw0
+    unsigned char kw1
+    unsigned char pad
+
+ENTRY_SIZE = sizeof(Entry)
 
 # Checksum states returned in the result tuple.
 CHECKSUM_NONE = -1
@@ -44,6 +63,14 @@ CHECKSUM_OK = 1
 
 # Interned keyword strings, so that "SN" is one object however many blobs are parsed.
 cdef list _keywords = [None] * 65536
+
+ctypedef struct State:
+    const unsigned char* p
+    Entry* entries
+    Py_ssize_t count
+    unsigned int running_sum
+    Py_ssize_t sum_pos
+    int checksum
 
 
 cdef inline bint _kw_char(unsigned char c) noexcept nogil:
@@ -110,10 +137,22 @@ def text(raw):
     return PyUnicode_DecodeASCII(<const char*>p + start, stop - start, NULL)
 
 
-cdef _fields(const unsigned char* p, Py_ssize_t begin, Py_ssize_t limit, bint read_only,
-             unsigned int* running_sum, Py_ssize_t* sum_pos, list out, list problems,
-             int* checksum):
+cdef inline void _add(State* st, Py_ssize_t offset, Py_ssize_t length, unsigned char section,
+                      unsigned char a, unsigned char b) noexcept nogil:
+    cdef Entry* e = &st.entries[st.count]
+    e.offset = <unsigned short>offset
+    e.length = <unsigned short>length
+    e.section = section
+    e.kw0 = a
+    e.kw1 = b
+    e.pad = 0
+    st.count += 1
+
+
+cdef int _fields(State* st, Py_ssize_t begin, Py_ssize_t limit, bint read_only,
+                 list problems) except -1:
     """Walk the keyword fields of one VPD-R (read_only) or VPD-W resource in p[begin:limit]."""
+    cdef const unsigned char* p = st.p
     cdef Py_ssize_t pos = begin, vstart, vlen, vend, s, e
     cdef unsigned char a, b
     cdef bint saw_rv = False, saw_rw = False, after_special = False
@@ -137,19 +176,19 @@ cdef _fields(const unsigned char* p, Py_ssize_t begin, Py_ssize_t limit, bint re
             saw_rv = True
             if vlen == 0:
                 problems.append((pos, RV_EMPTY, "RV"))
-                checksum[0] = 0
+                st.checksum = 0
             elif vstart >= limit:
-                checksum[0] = 0
+                st.checksum = 0
             else:
                 # Sum every byte from where the last sum stopped through the checksum byte.
-                while sum_pos[0] <= vstart:
-                    running_sum[0] += p[sum_pos[0]]
-                    sum_pos[0] += 1
-                if running_sum[0] & 0xFF:
+                while st.sum_pos <= vstart:
+                    st.running_sum += p[st.sum_pos]
+                    st.sum_pos += 1
+                if st.running_sum & 0xFF:
                     problems.append((vstart, CHECKSUM_BAD, "RV"))
-                    checksum[0] = 0
-                elif checksum[0] != 0:
-                    checksum[0] = 1
+                    st.checksum = 0
+                elif st.checksum != 0:
+                    st.checksum = 1
             if vend > limit:
                 problems.append((pos, FIELD_OVERRUN, "RV"))
                 break
@@ -169,71 +208,80 @@ cdef _fields(const unsigned char* p, Py_ssize_t begin, Py_ssize_t limit, bint re
             pos = vend
             continue
         if not (_kw_char(a) and _kw_char(b)):
-            problems.append((pos, INVALID_KEYWORD, PyBytes_FromStringAndSize(<const char*>p + pos, 2).hex()))
+            problems.append((pos, INVALID_KEYWORD,
+                             PyBytes_FromStringAndSize(<const char*>p + pos, 2).hex()))
             if vend > limit:
                 problems.append((pos, FIELD_OVERRUN, None))
                 break
             pos = vend
             continue
-        kw = _keyword(a, b)
         if vend > limit:
-            problems.append((pos, FIELD_OVERRUN, kw))
+            problems.append((pos, FIELD_OVERRUN, _keyword(a, b)))
             break
         if read_only and a == b'R' and b == b'W':
-            problems.append((pos, RW_IN_VPD_R, kw))
+            problems.append((pos, RW_IN_VPD_R, "RW"))
         elif not read_only and a == b'R' and b == b'V':
-            problems.append((pos, RV_IN_VPD_W, kw))
+            problems.append((pos, RV_IN_VPD_W, "RV"))
         elif _wrong_section(a, b, read_only):
-            problems.append((pos, WRONG_SECTION, kw))
+            problems.append((pos, WRONG_SECTION, _keyword(a, b)))
         elif _is_text_keyword(a, b, read_only) and not _text_span(p + vstart, vlen, &s, &e):
-            problems.append((pos, NOT_TEXT, kw))
-        out.append((kw, PyBytes_FromStringAndSize(<const char*>p + vstart, vlen)))
+            problems.append((pos, NOT_TEXT, _keyword(a, b)))
+        _add(st, vstart, vlen, 0 if read_only else 1, a, b)
         pos = vend
     if read_only and not saw_rv:
         problems.append((begin - 3, NO_RV, None))
+    return 0
+
+
+cdef inline bytes _as_bytes(data):
+    if PyBytes_CheckExact(data):
+        return data
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data)
+    if isinstance(data, memoryview):
+        return data.tobytes()
+    raise TypeError(f"VPD data must be bytes, bytearray or memoryview, not {type(data).__name__}")
 
 
 def parse(data):
-    """Walk VPD ``data`` (bytes-like, C-contiguous).
+    """Walk VPD ``data`` (bytes, bytearray or memoryview); never raises for any content.
 
-    Returns ``(name_raw, read_only, read_write, checksum, problems)``: the raw bytes of the last
-    identifier string (or None); ``[(keyword, raw)]`` for VPD-R and VPD-W in blob order, repeats
-    included; a checksum state (CHECKSUM_NONE/BAD/OK); ``[(offset, code, detail)]`` in the order
-    found. Never raises for any content.
+    Returns ``(data, table, checksum, problems)``: the data as immutable bytes (the object itself
+    when it is bytes), the packed entry table (read it with `find`, `find_text`, `mapping`,
+    `fields`), a checksum state (CHECKSUM_NONE/BAD_STATE/OK) and ``[(offset, code, detail)]`` in
+    the order found.
     """
-    cdef const unsigned char[::1] view
-    cdef const unsigned char* p
-    cdef Py_ssize_t n
-    if PyBytes_CheckExact(data):
-        p = <const unsigned char*>PyBytes_AS_STRING(data)
-        n = PyBytes_GET_SIZE(data)
-    elif isinstance(data, (bytes, bytearray, memoryview)):
-        if isinstance(data, memoryview) and not data.c_contiguous:
-            data = data.tobytes()
-        view = data.cast("B") if isinstance(data, memoryview) else data
-        n = view.shape[0]
-        p = &view[0] if n else NULL
-    else:
-        raise TypeError(f"VPD data must be bytes, bytearray or memoryview, not {type(data).__name__}")
-    return _parse(p, n)
-
-
-cdef tuple _parse(const unsigned char* p, Py_ssize_t n):
-    cdef list problems = []
-    cdef list read_only = []
-    cdef list read_write = []
-    name_raw = None
-    cdef int checksum = -1
-    cdef unsigned int running_sum = 0
-    cdef Py_ssize_t sum_pos = 0
-    cdef Py_ssize_t pos = 0, length, begin, end, limit
-    cdef unsigned char tag, item
-    cdef bint saw_end = False, saw_vpd_r = False
+    cdef bytes raw = _as_bytes(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
     if n > C_MAX:
         n = C_MAX
-    if n == 0 or p[0] == 0x00 or p[0] == 0xFF:
+    cdef State st
+    st.p = <const unsigned char*>PyBytes_AS_STRING(raw)
+    st.count = 0
+    st.running_sum = 0
+    st.sum_pos = 0
+    st.checksum = -1
+    cdef list problems = []
+    if n == 0 or st.p[0] == 0x00 or st.p[0] == 0xFF:
         problems.append((0, NO_VPD, None))
-        return (None, read_only, read_write, checksum, problems)
+        return (raw, b"", -1, problems)
+    # Every entry takes at least 3 bytes of data, so n // 3 + 1 entries always suffice.
+    st.entries = <Entry*>PyMem_Malloc((n // 3 + 1) * sizeof(Entry))
+    if st.entries == NULL:
+        raise MemoryError()
+    try:
+        _walk(&st, n, problems)
+        table = PyBytes_FromStringAndSize(<const char*>st.entries, st.count * sizeof(Entry))
+    finally:
+        PyMem_Free(st.entries)
+    return (raw, table, st.checksum, problems)
+
+
+cdef int _walk(State* st, Py_ssize_t n, list problems) except -1:
+    cdef const unsigned char* p = st.p
+    cdef Py_ssize_t pos = 0, length, begin, end, limit, s, e
+    cdef unsigned char tag
+    cdef bint saw_end = False, saw_vpd_r = False
     while pos < n:
         tag = p[pos]
         if tag & 0x80:
@@ -244,8 +292,7 @@ cdef tuple _parse(const unsigned char* p, Py_ssize_t n):
             length = p[pos + 1] | (p[pos + 2] << 8)
             begin = pos + 3
         else:
-            item = (tag >> 3) & 0x0F
-            if item == 0x0F:
+            if (tag >> 3) & 0x0F == 0x0F:
                 saw_end = True
                 break
             length = tag & 0x07
@@ -256,25 +303,96 @@ cdef tuple _parse(const unsigned char* p, Py_ssize_t n):
             problems.append((pos, RESOURCE_OVERRUN, f"0x{tag:02x}"))
             limit = n
         if tag == 0x82:
-            name_raw = PyBytes_FromStringAndSize(<const char*>p + begin, limit - begin)
+            _add(st, begin, limit - begin, 2, 0, 0)
+            if not _text_span(p + begin, limit - begin, &s, &e):
+                problems.append((pos, BAD_NAME, None))
         elif tag == 0x90:
             saw_vpd_r = True
-            _fields(p, begin, limit, True, &running_sum, &sum_pos, read_only, problems, &checksum)
+            _fields(st, begin, limit, True, problems)
         elif tag == 0x91:
-            _fields(p, begin, limit, False, &running_sum, &sum_pos, read_write, problems, &checksum)
+            _fields(st, begin, limit, False, problems)
+        elif tag & 0x80:
+            problems.append((pos, UNKNOWN_RESOURCE, f"0x{tag:02x} (large item 0x{tag & 0x7F:02x})"))
         else:
-            problems.append((pos, UNKNOWN_RESOURCE, f"0x{tag:02x}"))
-        if tag == 0x82:
-            if not _name_ok(p + begin, limit - begin):
-                problems.append((pos, BAD_NAME, None))
+            problems.append((pos, UNKNOWN_RESOURCE, f"0x{tag:02x} (small item 0x{(tag >> 3) & 0x0F:02x})"))
         pos = limit
     if not saw_end:
         problems.append((pos, NO_END_TAG, None))
     if not saw_vpd_r:
         problems.append((pos, NO_VPD_R, None))
-    return (name_raw, read_only, read_write, checksum, problems)
+    return 0
 
 
-cdef inline bint _name_ok(const unsigned char* p, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t s, e
-    return _text_span(p, n, &s, &e)
+cdef inline const Entry* _entries(bytes table, Py_ssize_t* count):
+    count[0] = PyBytes_GET_SIZE(table) // sizeof(Entry)
+    return <const Entry*>PyBytes_AS_STRING(table)
+
+
+cdef inline const Entry* _last(bytes data, bytes table, int section, str keyword) except? NULL:
+    """The last entry of ``section`` with ``keyword`` (ignored for NAME), or NULL."""
+    cdef Py_ssize_t count, i
+    cdef const Entry* entries = _entries(table, &count)
+    cdef Py_UCS4 a = 0, b = 0
+    if section != 2:
+        if len(keyword) != 2:
+            return NULL
+        a = keyword[0]
+        b = keyword[1]
+    for i in range(count - 1, -1, -1):
+        if entries[i].section == section and (section == 2 or (entries[i].kw0 == a and entries[i].kw1 == b)):
+            if entries[i].offset + entries[i].length > PyBytes_GET_SIZE(data):
+                raise ValueError("VPD entry table does not belong to this data")
+            return &entries[i]
+    return NULL
+
+
+def find(bytes data not None, bytes table not None, int section, str keyword=""):
+    """Raw value of the last ``keyword`` field of ``section`` (or the name), or None."""
+    cdef const Entry* e = _last(data, table, section, keyword)
+    if e == NULL:
+        return None
+    return PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + e.offset, e.length)
+
+
+def find_text(bytes data not None, bytes table not None, int section, str keyword=""):
+    """Normalised text of what `find` returns: None when absent or not printable ASCII."""
+    cdef const Entry* e = _last(data, table, section, keyword)
+    cdef Py_ssize_t s, t
+    if e == NULL:
+        return None
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data) + e.offset
+    if not _text_span(p, e.length, &s, &t):
+        return None
+    return PyUnicode_DecodeASCII(<const char*>p + s, t - s, NULL)
+
+
+def fields(bytes data not None, bytes table not None, int section):
+    """Every entry of ``section`` in blob order, repeats included: ``[(keyword, raw)]``."""
+    cdef Py_ssize_t count, i
+    cdef const Entry* entries = _entries(table, &count)
+    cdef const char* p = PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    out = []
+    for i in range(count):
+        if entries[i].section == section:
+            if entries[i].offset + entries[i].length > n:
+                raise ValueError("VPD entry table does not belong to this data")
+            out.append(("" if section == 2 else _keyword(entries[i].kw0, entries[i].kw1),
+                        PyBytes_FromStringAndSize(p + entries[i].offset, entries[i].length)))
+    return out
+
+
+def mapping(bytes data not None, bytes table not None, int section):
+    """``section`` as a dict keyword -> raw: a repeat keeps its first position, the last value."""
+    cdef Py_ssize_t count, i
+    cdef const Entry* entries = _entries(table, &count)
+    cdef const char* p = PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef dict out = {}
+    for i in range(count):
+        if entries[i].section == section:
+            if entries[i].offset + entries[i].length > n:
+                raise ValueError("VPD entry table does not belong to this data")
+            out[_keyword(entries[i].kw0, entries[i].kw1)] = PyBytes_FromStringAndSize(
+                p + entries[i].offset, entries[i].length)
+    return out

@@ -15,40 +15,13 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from .errors import FastVpdError, VpdFormatError
-from .vpd import Vpd, keyword_name, parse_vpd
+from .vpd import Vpd, escape_value, keyword_name, parse_vpd
 
 __all__ = ["main"]
 
 
 class _Failure(Exception):
     """A runtime error the command reports in one line."""
-
-
-def escape(raw: bytes) -> str:
-    """A raw value the way ``lspci -vv`` prints it: control bytes and bytes >= 0x7f as ``\\xNN``.
-
-    lspci passes bytes >= 0x80 through to the terminal; we escape them so output stays ASCII.
-    """
-    out = []
-    for b in raw:
-        if b == 0x5C:
-            out.append("\\\\")
-        elif b < 0x20 or b >= 0x7F:
-            out.append(f"\\x{b:02x}")
-        else:
-            out.append(chr(b))
-    return "".join(out)
-
-
-def vpd_to_json(vpd: Vpd) -> dict[str, Any]:
-    return {
-        "name": vpd.name,
-        "serial_number": vpd.serial_number,
-        "read_only": {k: escape(v) for k, v in vpd.read_only.items()},
-        "read_write": {k: escape(v) for k, v in vpd.read_write.items()},
-        "checksum_ok": vpd.checksum_ok,
-        "problems": list(vpd.problems),
-    }
 
 
 def format_vpd(vpd: Vpd, out: TextIO, indent: str = "") -> None:
@@ -59,7 +32,7 @@ def format_vpd(vpd: Vpd, out: TextIO, indent: str = "") -> None:
         if section:
             w(f"{indent}{title}:\n")
             for kw, raw in section.items():
-                w(f"{indent}    [{kw}] {keyword_name(kw)}: {escape(raw)}\n")
+                w(f"{indent}    [{kw}] {keyword_name(kw)}: {escape_value(raw)}\n")
     verdict = {True: "good", False: "BAD", None: "absent (no RV field)"}[vpd.checksum_ok]
     w(f"{indent}Checksum: {verdict}\n")
     w(f"{indent}Card serial number: {vpd.serial_number or '(none)'}\n")
@@ -88,7 +61,7 @@ def cmd_vpd(args: argparse.Namespace) -> int:
     except VpdFormatError as e:
         raise _Failure(f"{args.path}: invalid VPD: {e}") from None
     if args.json:
-        json.dump({"source": args.path, **vpd_to_json(vpd)}, sys.stdout, indent=2)
+        json.dump({"source": args.path, **vpd.to_dict()}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(f"{args.path} ({len(data)} bytes)\n")
@@ -182,7 +155,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         elapsed = time.perf_counter() - start
         if args.json:
             json.dump({"scan_seconds": elapsed, "devices": nova,
-                       "samples": {k: vpd_to_json(parse_vpd(v)) for k, v in SAMPLES.items()}},
+                       "samples": {k: parse_vpd(v).to_dict() for k, v in SAMPLES.items()}},
                       out, indent=2)
             out.write("\n")
             return 0

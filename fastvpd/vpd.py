@@ -14,7 +14,8 @@ from typing import Any
 from . import _vpd
 from .errors import VpdFormatError
 
-__all__ = ["Vpd", "parse_vpd", "build_vpd", "MAX_VPD_SIZE", "KEYWORD_NAMES", "PROBLEMS"]
+__all__ = ["Vpd", "parse_vpd", "build_vpd", "escape_value", "MAX_VPD_SIZE", "KEYWORD_NAMES",
+           "PROBLEMS"]
 
 MAX_VPD_SIZE = _vpd.MAX_VPD_SIZE
 
@@ -23,7 +24,7 @@ PROBLEMS: Mapping[int, tuple[bool, str]] = MappingProxyType({
     _vpd.NO_VPD: (True, "no VPD: empty, or first byte 0x00/0xFF (unprogrammed EEPROM)"),
     _vpd.NO_END_TAG: (True, "no end tag before the data ends"),
     _vpd.RESOURCE_OVERRUN: (True, "resource {d} runs past the end of the data"),
-    _vpd.FIELD_OVERRUN: (True, "field {d} runs past the end of its resource"),
+    _vpd.FIELD_OVERRUN: (True, "field {d} runs past the end of its resource or of the data"),
     _vpd.STRAY_BYTES: (True, "stray bytes at the end of {d}"),
     _vpd.NO_VPD_R: (True, "no VPD-R (read-only) resource"),
     _vpd.NO_RV: (True, "VPD-R has no RV checksum field"),
@@ -91,57 +92,59 @@ class Vpd:
 
     ``read_only``/``read_write`` map keyword -> raw value in blob order (a repeated keyword keeps
     its first position and its last value). ``checksum_ok`` is None when VPD-R has no RV.
+    A parsed Vpd keeps the blob and the walker's packed field table and decodes on demand: a
+    caller that reads only ``serial_number`` pays for nothing else.
     """
 
-    __slots__ = ("_name_raw", "_ro", "_rw", "checksum_ok", "_problems", "_raw_problems",
-                 "_ro_map", "_rw_map")
+    __slots__ = ("_data", "_table", "_checksum", "_raw_problems", "_problems", "_name_raw",
+                 "_ro", "_rw", "_ro_map", "_rw_map")
 
-    _name_raw: bytes | None
-    _ro: list[tuple[str, bytes]]
-    _rw: list[tuple[str, bytes]]
-    checksum_ok: bool | None
+    _data: bytes | None
+    _table: bytes | None
+    _checksum: int
     _raw_problems: list[tuple[int, int, str | None]]
+    _problems: tuple[str, ...] | None
+    _name_raw: bytes | None
+    _ro: dict[str, bytes] | None
+    _rw: dict[str, bytes] | None
+    _ro_map: Mapping[str, bytes] | None
+    _rw_map: Mapping[str, bytes] | None
 
     def __init__(self, name: str | None = None, read_only: Mapping[str, bytes] | None = None,
                  read_write: Mapping[str, bytes] | None = None, checksum_ok: bool | None = None,
                  problems: Iterable[str] = ()) -> None:
         """Build a Vpd by hand (tests, synthetic hosts); `parse_vpd` is the usual way."""
-        _set = object.__setattr__
-        _set(self, "_name_raw", None if name is None else name.encode("ascii"))
-        _set(self, "_ro", list((read_only or {}).items()))
-        _set(self, "_rw", list((read_write or {}).items()))
-        _set(self, "checksum_ok", checksum_ok)
-        _set(self, "_raw_problems", [])
-        _set(self, "_problems", tuple(problems))
-        _set(self, "_ro_map", None)
-        _set(self, "_rw_map", None)
+        self._init_fields(None if name is None else name.encode("ascii"), dict(read_only or {}),
+                          dict(read_write or {}), -1 if checksum_ok is None else int(checksum_ok), [])
+        self._problems = tuple(problems)
+
+    def _init_fields(self, name_raw: bytes | None, ro: dict[str, bytes], rw: dict[str, bytes],
+                     checksum: int, raw_problems: list[tuple[int, int, str | None]]) -> None:
+        self._data = self._table = None
+        self._name_raw, self._ro, self._rw = name_raw, ro, rw
+        self._ro_map = self._rw_map = None
+        self._checksum = checksum
+        self._raw_problems = sorted(raw_problems, key=_problem_key)
+        self._problems = None
 
     @classmethod
-    def _from_walk(cls, walked: tuple[Any, ...]) -> Vpd:
-        name_raw, ro, rw, checksum, raw_problems = walked
-        self = cls.__new__(cls)
-        _set = object.__setattr__
-        _set(self, "_name_raw", name_raw)
-        _set(self, "_ro", ro)
-        _set(self, "_rw", rw)
-        _set(self, "checksum_ok", None if checksum < 0 else bool(checksum))
-        if len(raw_problems) > 1:
-            raw_problems.sort(key=_problem_key)
-        _set(self, "_raw_problems", raw_problems)
-        _set(self, "_problems", None)
-        _set(self, "_ro_map", None)
-        _set(self, "_rw_map", None)
+    def _from_fields(cls, name_raw: bytes | None, read_only: Iterable[tuple[str, bytes]],
+                     read_write: Iterable[tuple[str, bytes]], checksum: int,
+                     raw_problems: list[tuple[int, int, str | None]]) -> Vpd:
+        """A Vpd from decoded fields (in blob order, repeats included) and raw problems.
+
+        For other parsers with the same semantics (the tests' reference parser).
+        """
+        self = _new(cls)
+        self._init_fields(name_raw, dict(read_only), dict(read_write), checksum, raw_problems)
         return self
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Vpd is immutable (cannot set {name!r})")
-
-    __delattr__ = __setattr__  # type: ignore[assignment]
 
     # -- raw data ---------------------------------------------------------------------------------
     @property
     def name(self) -> str | None:
         """The identifier string (product name), normalised; None if absent or not text."""
+        if self._table is not None:
+            return _find_text(self._data, self._table, _NAME)
         raw = self._name_raw
         return None if raw is None else text(raw)
 
@@ -149,25 +152,32 @@ class Vpd:
     def read_only(self) -> Mapping[str, bytes]:
         m = self._ro_map
         if m is None:
-            m = MappingProxyType(dict(self._ro))
-            object.__setattr__(self, "_ro_map", m)
+            if self._ro is None:
+                self._ro = _mapping(self._data, self._table, _READ_ONLY)
+            m = self._ro_map = MappingProxyType(self._ro)
         return m
 
     @property
     def read_write(self) -> Mapping[str, bytes]:
         m = self._rw_map
         if m is None:
-            m = MappingProxyType(dict(self._rw))
-            object.__setattr__(self, "_rw_map", m)
+            if self._rw is None:
+                self._rw = _mapping(self._data, self._table, _READ_WRITE)
+            m = self._rw_map = MappingProxyType(self._rw)
         return m
+
+    @property
+    def checksum_ok(self) -> bool | None:
+        """True when every RV checksum holds, False when one fails or is empty, None: no RV."""
+        c = self._checksum
+        return None if c < 0 else c == 1
 
     @property
     def problems(self) -> tuple[str, ...]:
         """Human-readable problems, each with its byte offset; empty for a clean blob."""
         p = self._problems
         if p is None:
-            p = tuple(_message(o, c, d) for o, c, d in self._raw_problems)
-            object.__setattr__(self, "_problems", p)
+            p = self._problems = tuple(_message(o, c, d) for o, c, d in self._raw_problems)
         return p
 
     @property
@@ -176,36 +186,38 @@ class Vpd:
         return tuple(_message(o, c, d) for o, c, d in self._raw_problems if PROBLEMS[c][0])
 
     # -- text accessors ---------------------------------------------------------------------------
-    def _ro_text(self, keyword: str) -> str | None:
-        value = None
-        for kw, raw in self._ro:  # a handful of fields: cheaper than building the mapping
-            if kw == keyword:
-                value = raw
-        return None if value is None else text(value)
-
-    def _rw_text(self, keyword: str) -> str | None:
-        raw = self.read_write.get(keyword)
+    def _text(self, section: int, keyword: str) -> str | None:
+        if self._table is not None:
+            return _find_text(self._data, self._table, section, keyword)
+        raw = (self._ro if section == _READ_ONLY else self._rw).get(keyword)  # type: ignore[union-attr]
         return None if raw is None else text(raw)
 
     @property
     def serial_number(self) -> str | None:
-        return self._ro_text("SN")
+        """``SN`` of VPD-R as text: the card serial a compute agent reports."""
+        table = self._table  # the hot path of a scan: one call into the walker's table
+        if table is not None:
+            return _find_text(self._data, table, _READ_ONLY, "SN")
+        return self._text(_READ_ONLY, "SN")
 
     @property
     def part_number(self) -> str | None:
-        return self._ro_text("PN")
+        return self._text(_READ_ONLY, "PN")
 
     @property
     def change_level(self) -> str | None:
-        return self._ro_text("EC")
+        """``EC``, the engineering change level."""
+        return self._text(_READ_ONLY, "EC")
 
     @property
     def manufacture_id(self) -> str | None:
-        return self._ro_text("MN")
+        """``MN``."""
+        return self._text(_READ_ONLY, "MN")
 
     @property
     def asset_tag(self) -> str | None:
-        return self._rw_text("YA")
+        """``YA`` of VPD-W."""
+        return self._text(_READ_WRITE, "YA")
 
     @property
     def vendor_fields(self) -> Mapping[str, str]:
@@ -236,15 +248,38 @@ class Vpd:
                 f"checksum_ok={self.checksum_ok!r}, problems={self.problems!r})")
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form: text where the value is text, else ``hex:`` + the bytes in hex."""
+        """JSON-ready form; raw values shown with `escape_value` (lossless, ASCII)."""
         return {
             "name": self.name,
             "serial_number": self.serial_number,
-            "read_only": {k: _display(v) for k, v in self.read_only.items()},
-            "read_write": {k: _display(v) for k, v in self.read_write.items()},
+            "read_only": {k: escape_value(v) for k, v in self.read_only.items()},
+            "read_write": {k: escape_value(v) for k, v in self.read_write.items()},
             "checksum_ok": self.checksum_ok,
             "problems": list(self.problems),
         }
+
+
+def escape_value(raw: bytes) -> str:
+    """A raw value as lspci -vv prints it (``\\`` for a backslash, ``\\xNN`` for control bytes),
+    and ``\\xNN`` for bytes >= 0x80 too, which lspci passes through raw, so output stays ASCII.
+
+    Unlike lspci, every byte is shown: lspci hides a value's last NUL byte.
+    """
+    out = []
+    for b in raw:
+        if b == 0x5C:
+            out.append("\\\\")
+        elif b < 0x20 or b >= 0x7F:
+            out.append(f"\\x{b:02x}")
+        else:
+            out.append(chr(b))
+    return "".join(out)
+
+
+_new = object.__new__
+_find_text = _vpd.find_text
+_mapping = _vpd.mapping
+_READ_ONLY, _READ_WRITE, _NAME = _vpd.READ_ONLY, _vpd.READ_WRITE, _vpd.NAME
 
 
 def _problem_key(p: tuple[int, int, str | None]) -> tuple[int, int]:
@@ -261,15 +296,7 @@ def _indexed_text(section: Mapping[str, bytes], family: str, excluded: str) -> M
     return MappingProxyType(out)
 
 
-def _display(raw: bytes) -> str:
-    value = text(raw)
-    if value is not None and len(value) == len(raw.split(b"\0", 1)[0].strip(b" \t\n\f\r")):
-        return value
-    return "hex:" + raw.hex()
-
-
 _walk = _vpd.parse
-_from_walk = Vpd._from_walk
 
 
 def parse_vpd(data: bytes | bytearray | memoryview, *, strict: bool = False) -> Vpd:
@@ -277,12 +304,19 @@ def parse_vpd(data: bytes | bytearray | memoryview, *, strict: bool = False) -> 
 
     Tolerant (default): never raises for any bytes; problems are kept on ``Vpd.problems``.
     ``strict=True`` raises `VpdFormatError` (with ``.offset``) at the first fatal problem.
+    Raises TypeError for anything but bytes, bytearray or memoryview.
     """
-    vpd = _from_walk(_walk(data))
-    if strict and vpd._raw_problems:
-        for offset, code, detail in vpd._raw_problems:
-            if PROBLEMS[code][0]:
-                raise VpdFormatError(_message(offset, code, detail), offset)
+    vpd = _new(Vpd)
+    vpd._data, vpd._table, vpd._checksum, raw_problems = _walk(data)
+    vpd._ro = vpd._rw = vpd._ro_map = vpd._rw_map = vpd._problems = None
+    if raw_problems:
+        if len(raw_problems) > 1:
+            raw_problems.sort(key=_problem_key)
+        if strict:
+            for offset, code, detail in raw_problems:
+                if PROBLEMS[code][0]:
+                    raise VpdFormatError(_message(offset, code, detail), offset)
+    vpd._raw_problems = raw_problems
     return vpd
 
 

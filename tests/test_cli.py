@@ -9,8 +9,9 @@ import sys
 import pytest
 
 import fastvpd
-from fastvpd.cli import escape, main
+from fastvpd.cli import main
 from fastvpd.samples import SAMPLES
+from fastvpd.vpd import escape_value
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
@@ -25,7 +26,7 @@ def test_vpd_prints_fields_with_long_names_checksum_and_serial(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "Product Name: E810-XXV 25GbE Controller" in out
     assert "[PN] Part number: VK88G" in out
-    assert "[V0] Vendor specific: FFV20.5.13\\x00" in out  # the NUL shown as lspci shows it
+    assert "[V0] Vendor specific: FFV20.5.13\\x00" in out  # every byte shown (lspci hides a last NUL)
     assert "[YA] Asset tag: RACK12-U07" in out
     assert "[Y0] System specific: CCF1" in out
     assert "Checksum: good" in out
@@ -84,4 +85,4 @@ def test_usage_errors_exit_2():
     (b"  x  ", "  x  "),
 ])
 def test_escape_matches_lspci_for_ascii_and_control_bytes(raw, shown):
-    assert escape(raw) == shown
+    assert escape_value(raw) == shown

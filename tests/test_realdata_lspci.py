@@ -292,11 +292,11 @@ PROBLEMS = {
     "cx4lx_mcx4421a_no_end_tag_linuxpci2021": ["offset 113: no end tag before the data ends"],
     # lspci: "Unknown small resource type 06/05, will not decode more." at the first resource.
     "intel_82599es_1dcf_030a_unknown_type06_linuxpci2021": [
-        "offset 0: unknown resource 0x30 skipped", "offset 1: no VPD-R (read-only) resource"],
+        "offset 0: unknown resource 0x30 (small item 0x06) skipped", "offset 1: no VPD-R (read-only) resource"],
     "realtek_rtl8168_rev07_vortex86_unknown_type05_linuxpci2025": [
-        "offset 0: unknown resource 0x28 skipped", "offset 1: no VPD-R (read-only) resource"],
+        "offset 0: unknown resource 0x28 (small item 0x05) skipped", "offset 1: no VPD-R (read-only) resource"],
     "realtek_rtl8168_unknown_type05_linuxpci2025": [
-        "offset 0: unknown resource 0x28 skipped", "offset 1: no VPD-R (read-only) resource"],
+        "offset 0: unknown resource 0x28 (small item 0x05) skipped", "offset 1: no VPD-R (read-only) resource"],
     # The Cisco X550-TX has MN = 11 37 (shown by the old lspci as hex bytes): 0x11 is no text.
     "intel_x550t_cisco_iwl2019": ["offset 73: field MN is not printable ASCII"],
     # The QLE2464 carries an (empty) asset tag YA in VPD-R: not fatal.
@@ -414,5 +414,6 @@ def test_unknown_small_resource_after_vpd_r_keeps_name_and_fields(stem, tmp_path
     assert shown.name == "QLogic 32Gb 2-port FC to PCIe Gen3 x8 Adapter"
     assert shown.read_only == printed.read_only
     assert shown.checksum == "good" and shown.serial == "AFD1533Y02999"
-    assert shown.problems == [f"offset 108: unknown resource 0x{tag:02x} skipped"]
+    assert shown.problems == [
+        f"offset 108: unknown resource 0x{tag:02x} (small item 0x{tag >> 3 & 0xF:02x}) skipped"]
     parse_vpd(blob, strict=True)  # an unknown resource is not fatal

@@ -75,7 +75,7 @@ def test_bcm95720_truncated_inside_rv_fails_strict_but_gives_serial():
     assert vpd.checksum_ok is True
     assert vpd.problems == (
         "offset 50: resource 0x90 runs past the end of the data",
-        "offset 96: field RV runs past the end of its resource",
+        "offset 96: field RV runs past the end of its resource or of the data",
         "offset 115: no end tag before the data ends",
     )
     assert vpd.fatal_problems == vpd.problems

@@ -135,7 +135,7 @@ def test_small_resource_runs_past_the_data(parse):
     head = assemble([NAME, vpd_r(SN)], end=b"")
     data = head + b"\x13ab"  # small item 2 of length 3, only 2 bytes follow
     vpd = check(parse, data, [(len(head), C.RESOURCE_OVERRUN, "0x13"),
-                              (len(head), C.UNKNOWN_RESOURCE, "0x13"),
+                              (len(head), C.UNKNOWN_RESOURCE, "0x13 (small item 0x02)"),
                               (len(data), C.NO_END_TAG)])
     assert vpd.serial_number == "SERIAL-1"
 
@@ -263,7 +263,7 @@ def test_checksum_covers_every_byte_before_it(parse):
     """Unknown resources and RV reserved bytes count too (libvirt leaves the former out)."""
     data = assemble([Resource(0xA0, payload=b"xyz"), vpd_r(SN), vpd_r(PN)])
     first, second = data.index(b"RV") + 3, data.rindex(b"RV") + 3
-    unknown = (0, C.UNKNOWN_RESOURCE, "0xa0")
+    unknown = (0, C.UNKNOWN_RESOURCE, "0xa0 (large item 0x20)")
     assert check(parse, data, [unknown]).checksum_ok is True
     in_unknown = bytearray(data)
     in_unknown[4] ^= 1
@@ -338,7 +338,8 @@ def test_bad_name(parse, name):
 def test_unknown_resource(parse, resource):
     data = assemble([NAME, resource, vpd_r(SN)])
     tag = data[len(NAME.payload) + 3]
-    vpd = check(parse, data, [(len(NAME.payload) + 3, C.UNKNOWN_RESOURCE, f"0x{tag:02x}")])
+    item = f"large item 0x{tag & 0x7F:02x}" if tag & 0x80 else f"small item 0x{tag >> 3 & 0xF:02x}"
+    vpd = check(parse, data, [(len(NAME.payload) + 3, C.UNKNOWN_RESOURCE, f"0x{tag:02x} ({item})")])
     assert vpd.serial_number == "SERIAL-1" and vpd.checksum_ok is True
 
 
@@ -414,7 +415,7 @@ def test_input_is_capped_at_32k(parse):
     data = assemble([pad, vpd_r(SN)])
     assert len(data) > 32768
     tag = data.index(b"\x90")
-    vpd = check(parse, data, [(0, C.UNKNOWN_RESOURCE, "0xa2"), (tag, C.RESOURCE_OVERRUN, "0x90"),
+    vpd = check(parse, data, [(0, C.UNKNOWN_RESOURCE, "0xa2 (large item 0x22)"), (tag, C.RESOURCE_OVERRUN, "0x90"),
                               (32768, C.NO_END_TAG), (tag, C.NO_RV)])
     assert vpd.serial_number == "SERIAL-1"
     assert vpd == parse(data[:32768])

@@ -4,7 +4,7 @@ It is the oracle the Cython walker is tested against and the baseline the benchm
 with, so it stays simple and direct, but it is not slow on purpose: slicing and ``bytes`` methods
 do the per-byte work.
 
-``parse(data)`` returns the same 5-tuple as ``fastvpd._vpd.parse``:
+``parse(data)`` returns what ``fastvpd._vpd.parse`` yields once its field table is read out:
 ``(name_raw, read_only, read_write, checksum, problems)`` where ``read_only``/``read_write`` are
 ``[(keyword, raw value)]`` in blob order with repeats, ``checksum`` is -1 (no RV), 0 (some RV
 empty, unverifiable or wrong) or 1 (every RV right), and ``problems`` is
@@ -106,7 +106,9 @@ class _Walk:
             elif tag == 0x91:
                 self.fields(pos, start, end, read_only=False)
             else:
-                self.problem(pos, codes.UNKNOWN_RESOURCE, f"0x{tag:02x}")
+                size = "large" if tag & 0x80 else "small"
+                item = tag & 0x7F if tag & 0x80 else (tag >> 3) & 0x0F
+                self.problem(pos, codes.UNKNOWN_RESOURCE, f"0x{tag:02x} ({size} item 0x{item:02x})")
             pos = end
         if not saw_end:
             self.problem(pos, codes.NO_END_TAG)
@@ -222,7 +224,7 @@ def parse(data: bytes | bytearray | memoryview) -> tuple:
 def parse_vpd(data: bytes | bytearray | memoryview, *, strict: bool = False) -> Vpd:
     """The reference for ``fastvpd.parse_vpd``: same Vpd, same strict-mode exception."""
     walked = parse(data)
-    vpd = Vpd._from_walk(walked)
+    vpd = Vpd._from_fields(*walked)
     if strict:
         for index, (offset, code, _detail) in enumerate(walked[4]):
             if PROBLEMS[code][0]:
