@@ -69,12 +69,6 @@ def cmd_vpd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scan(root: str, read_vpd: bool) -> Any:
-    from .scanner import scan
-
-    return scan(root, read_vpd=read_vpd)
-
-
 def format_inventory(inv: Any, out: TextIO, *, list_all: bool = False) -> None:
     """A table grouped by card: serial, then its PFs with MACs and VF counts."""
     w = out.write
@@ -133,7 +127,9 @@ def _format_pf(inv: Any, pf: Any, w: Any, list_all: bool, seen: set[str]) -> Non
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    inv = _scan(args.sysfs, not args.no_vpd)
+    from .scanner import scan
+
+    inv = scan(args.sysfs, read_vpd=not args.no_vpd)
     if args.json:
         json.dump(inv.to_nova(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -145,12 +141,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import testing
     from .samples import SAMPLES
+    from .scanner import scan
 
     out = sys.stdout
     with tempfile.TemporaryDirectory(prefix="fastvpd-demo-") as tmp:
         host = testing.dpu_host(tmp, cards=2, pfs_per_card=2, vfs_per_pf=args.vfs)
         start = time.perf_counter()
-        inv = _scan(tmp, True)
+        inv = scan(tmp)
         nova = inv.to_nova()
         elapsed = time.perf_counter() - start
         if args.json:
