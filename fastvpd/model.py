@@ -247,7 +247,7 @@ class Inventory(Mapping[str, PciDevice]):
     def by_netdev(self, ifname: str) -> PciDevice:
         """The PCI function that owns netdev ``ifname``; DeviceNotFound when none does."""
         if self._netdev_index is None:
-            index = {}
+            index: dict[str, str] = {}
             for address in self._index:
                 for name in self[address].netdevs:
                     index.setdefault(name, address)
@@ -266,7 +266,7 @@ class Inventory(Mapping[str, PciDevice]):
         rows = self._rows
         serial_of = self._serial
         pfs: dict[int, tuple[str, str | None, str | None, str | None]] = {}
-        out = []
+        out: list[dict[str, Any]] = []
         append = out.append
         for i, r in enumerate(rows):
             vendor, device = r[_VENDOR], r[_DEVICE]

@@ -45,7 +45,7 @@ def _drop_factless(rows: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], 
     """Leave out rows that hold no facts; returns the rows and an old -> new index map (-1: gone)."""
     if not any(r[_FLAGS] & _NO_FACTS for r in rows):
         return rows, lambda i: i
-    new_index = {}
+    new_index: dict[int, int] = {}
     for i, r in enumerate(rows):
         if not r[_FLAGS] & _NO_FACTS:
             new_index[i] = len(new_index)

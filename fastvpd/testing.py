@@ -624,8 +624,7 @@ class _Builder:
         bus = self.next_bus
         self.take_buses(bus << 8, bus << 8)
         blob = None
-        is_nic = isinstance(spec, NicSpec)
-        if is_nic and spec.vpd:
+        if isinstance(spec, NicSpec) and spec.vpd:
             serial = spec.serial if spec.serial is not None else "NIC%08d" % index
             blob = spec.vpd_blob if spec.vpd_blob is not None else build_vpd(
                 spec.name, [("PN", spec.part_number), ("SN", serial)])
@@ -634,7 +633,7 @@ class _Builder:
         for fn in range(spec.functions):
             address = f"{self.dom}:{bus:02x}:00.{fn}"
             nets: list[tuple[str, str]] = []
-            if is_nic and spec.netdevs:
+            if isinstance(spec, NicSpec) and spec.netdevs:
                 self.hw_mac += 1
                 nets = [(f"enp{bus}s0f{fn}", _mac(oui, self.hw_mac))]
             path = self.function(

@@ -99,7 +99,7 @@ class Vpd:
     __slots__ = ("_data", "_table", "_checksum", "_raw_problems", "_problems", "_name_raw",
                  "_ro", "_rw", "_ro_map", "_rw_map")
 
-    _data: bytes | None
+    _data: bytes
     _table: bytes | None
     _checksum: int
     _raw_problems: list[tuple[int, int, str | None]]
@@ -120,7 +120,7 @@ class Vpd:
 
     def _init_fields(self, name_raw: bytes | None, ro: dict[str, bytes], rw: dict[str, bytes],
                      checksum: int, raw_problems: list[tuple[int, int, str | None]]) -> None:
-        self._data = self._table = None
+        self._data, self._table = b"", None
         self._name_raw, self._ro, self._rw = name_raw, ro, rw
         self._ro_map = self._rw_map = None
         self._checksum = checksum
@@ -152,7 +152,8 @@ class Vpd:
     def read_only(self) -> Mapping[str, bytes]:
         m = self._ro_map
         if m is None:
-            if self._ro is None:
+            if self._ro is None:  # a parsed Vpd: decode from the table once
+                assert self._table is not None
                 self._ro = _mapping(self._data, self._table, _READ_ONLY)
             m = self._ro_map = MappingProxyType(self._ro)
         return m
@@ -162,6 +163,7 @@ class Vpd:
         m = self._rw_map
         if m is None:
             if self._rw is None:
+                assert self._table is not None
                 self._rw = _mapping(self._data, self._table, _READ_WRITE)
             m = self._rw_map = MappingProxyType(self._rw)
         return m
