@@ -663,7 +663,9 @@ def test_inferred_vfs_are_not_read_one_by_one(scratch: Path) -> None:
 def _counters(root: Path, vfs: int, *, sriov_files: bool) -> dict[str, int]:
     host = testing.dpu_host(root, cards=2, pfs_per_card=2, vfs_per_pf=vfs, total_vfs=128,
                             sriov_files=sriov_files)
+    fds = len(os.listdir("/proc/self/fd"))
     inv = scan(host, read_vpd=False)
+    assert len(os.listdir("/proc/self/fd")) == fds  # no descriptor leaked
     assert len(inv.vfs()) == 4 * vfs
     return dict(inv.counters)
 
@@ -676,7 +678,6 @@ def test_syscalls_far_below_one_per_vf_with_offset_and_stride(scratch: Path) -> 
     assert per_vf < 0.1
     assert big["total"] < 0.6 * 4 * 128  # all in, PFs and the listing included
     assert big["readlinkat"] == small["readlinkat"]  # first and last virtfn per PF, whatever N
-    assert big["openat"] == big["close"]
 
 
 def test_syscalls_linear_without_offset_and_stride(scratch: Path) -> None:
@@ -688,7 +689,6 @@ def test_syscalls_linear_without_offset_and_stride(scratch: Path) -> None:
     assert 0.8 < second / first < 1.25  # linear: the same cost per VF at every size
     # one readlink per virtfn link (plus the VF's driver link), per VF
     assert (c[64]["readlinkat"] - c[24]["readlinkat"]) >= 4 * 40
-    assert c[64]["openat"] == c[64]["close"]
 
 
 # -- the GIL ---------------------------------------------------------------------------------------
