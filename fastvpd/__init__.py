@@ -1,7 +1,7 @@
 """fastvpd: PCI VPD and SR-IOV facts for compute agents on hosts with SmartNIC DPUs.
 
-``parse_vpd``/``build_vpd`` decode and encode PCI Vital Product Data; the errors all derive
-from `FastVpdError`.
+``parse_vpd``/``build_vpd`` decode and encode PCI Vital Product Data; ``scan`` walks a host's
+sysfs in one pass into an `Inventory`; the errors all derive from `FastVpdError`.
 """
 
 from .errors import (
@@ -12,6 +12,8 @@ from .errors import (
     SysfsError,
     VpdFormatError,
 )
+from .model import Inventory, PciAddress, PciDevice
+from .scanner import scan
 from .vpd import Vpd, build_vpd, parse_vpd
 
 __version__ = "0.1.0"
@@ -20,10 +22,14 @@ __all__ = [
     "DeviceNotFound",
     "DeviceSpecError",
     "FastVpdError",
+    "Inventory",
+    "PciAddress",
+    "PciDevice",
     "ProfileError",
     "SysfsError",
     "Vpd",
     "VpdFormatError",
     "build_vpd",
     "parse_vpd",
+    "scan",
 ]

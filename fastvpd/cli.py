@@ -161,9 +161,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         format_inventory(inv, out)
         out.write(f"\nscanned {len(inv)} functions in {elapsed * 1e3:.2f} ms "
                   f"({inv.counters.get('total', 0)} syscalls)\n")
-        vf = inv.vfs()[0]
-        out.write(f"\nwhat a compute agent reports for VF {vf.address}:\n")
-        out.write(json.dumps(vf.nova_dict(), indent=2) + "\n")
+        shown = (inv.vfs() or inv.pfs())[0]
+        out.write(f"\nwhat a compute agent reports for {shown.dev_type[5:]} {shown.address}:\n")
+        out.write(json.dumps(shown.nova_dict(), indent=2) + "\n")
         del host
     out.write("\nbundled sample VPD blobs (`fastvpd vpd FILE` decodes your own):\n")
     for label, blob in SAMPLES.items():
@@ -171,6 +171,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         format_vpd(parse_vpd(blob), out, "  ")
     out.write("\nReal captures: point `fastvpd scan --sysfs DIR` at a copied sysfs tree (see README).\n")
     return 0
+
+
+def _vf_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= n <= 256:
+        raise argparse.ArgumentTypeError(f"{n} VFs per PF: use 0 to 256")
+    return n
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -192,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="scan a synthetic host with two DPUs and decode sample VPD")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--vfs", type=int, default=8, help="VFs per PF (default 8)")
+    p.add_argument("--vfs", type=_vf_count, default=8, help="VFs per PF, 0-256 (default 8)")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -219,18 +219,11 @@ def test_demo_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["samples"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: `fastvpd demo --vfs 0` dies with an IndexError traceback (cli.py cmd_demo: "
-    "vf = inv.vfs()[0] on a host without VFs) instead of exiting 0"))
 def test_demo_without_vfs(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_main(capsys, "demo", "--vfs", "0")
     assert code == 0 and "card MT2113X00000" in out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: `fastvpd demo --vfs -1` (or a count that needs more than 256 buses) raises the "
-    "ValueError of fastvpd.testing with a traceback instead of a usage error (exit 2) or a "
-    "one-line runtime error (exit 1)"))
 @pytest.mark.parametrize("vfs", ["-1", "100000"])
 def test_demo_rejects_impossible_vf_counts(vfs: str) -> None:
     proc = run("demo", "--vfs", vfs)

@@ -618,10 +618,6 @@ def test_set_attribute_and_add_netdev(scratch: Path) -> None:
     assert inv.to_nova() == reference.to_nova(reference.scan(host))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: sriov_totalvfs unreadable on a PF that has virtfn links: the PF is kept as type-PF "
-    "but PciDevice.total_vfs is the walker's sentinel -1 instead of None (model.py, "
-    "Inventory._build: total_vfs=r[_TOTAL_VFS] without the -1 -> None mapping)"))
 @pytest.mark.parametrize("mutator", ["empty_attribute", "garbage_attribute", "fifo_attribute"])
 def test_unknown_total_vfs_is_none_not_minus_one(mutator: str, scratch: Path) -> None:
     host = _build_hostile(str(scratch))
@@ -835,9 +831,6 @@ def test_bad_roots_raise_sysfs_error(scratch: Path) -> None:
     assert len(inv) == 0 and inv.to_nova() == [] and inv.pfs() == () and dict(inv.cards) == {}
 
 
-@pytest.mark.xfail(not hasattr(fastvpd, "scan"), strict=True, reason=(
-    "BUG: design.md's public API is `fastvpd.scan(...)`, but fastvpd/__init__.py does not "
-    "export scan (only fastvpd.scanner.scan exists)"))
 def test_scan_is_public() -> None:
     assert fastvpd.scan is scan
     assert "scan" in fastvpd.__all__
