@@ -807,25 +807,78 @@ static void vfs_by_links(walker *w, int32_t pf, int pfd)
     }
 }
 
-/* Read one identity file of the first VF through the PF's virtfn0 link. 0 ok, -1 failed. */
-static int vf0_attr(walker *w, int pfd, int a, int32_t *out)
+/* The identity files of a VF directory as its listing shows them (only FV_A_* names are kept). */
+typedef struct {
+    uint8_t present[FV_A_COUNT];
+    uint8_t type[FV_A_COUNT];
+} attrscan;
+
+static int attr_cb(walker *w, void *ctx, const char *name, size_t len, unsigned char type)
 {
-    char path[64];
+    (void)w;
+    attrscan *as = ctx;
+    int a = known_attr(name, len);
+    if (a >= 0) {
+        as->present[a] = 1;
+        as->type[a] = type;
+    }
+    return 0;
+}
+
+/* Read one identity file of the first VF from its directory `vfd` (listed in `as`): 0 ok, 1 no
+ * numa_node file, -1 failed (absent, not a regular file, unreadable or unparsable). */
+static int vf0_attr(walker *w, int vfd, const attrscan *as, int a, int32_t *out)
+{
     unsigned char buf[FV_ATTR_CAP + 1];
     size_t len;
     int err;
-    snprintf(path, sizeof path, "virtfn0/%s", attr_file[a]);
     *out = -1;
-    int rc = read_file(w->c, pfd, path, DT_UNKNOWN, buf, FV_ATTR_CAP, &len, &err, 0);
-    if (rc == RD_ERR && err == ENOENT && a == FV_A_NUMA_NODE)
-        return 1; /* no numa_node file */
-    if (rc != RD_OK)
+    if (!as->present[a])
+        return a == FV_A_NUMA_NODE ? 1 : -1;
+    if (!regular_or_unknown(as->type[a]))
+        return -1;
+    if (read_file(w->c, vfd, attr_file[a], as->type[a], buf, FV_ATTR_CAP, &len, &err, 0) != RD_OK)
         return -1;
     int64_t v = parse_num(buf, len, attr_fmt[a], attr_max[a]);
     if (v < -1)
         return -1;
     *out = (int32_t)v;
     return 0;
+}
+
+/* Check vendor, device, class and numa_node of the first VF against what its PF implies, reading
+ * them from the VF's directory (through the PF's virtfn0 link, which was checked to name the
+ * computed address): one listing, then open + read per file, no fstat for listed regular files.
+ * Returns 0, or the FV_R_* reason with *rerr the attribute (FV_A_ENTRY: the directory). */
+static int check_vf0(walker *w, int pfd, const dirscan *ds, const fv_device *p, int *rerr)
+{
+    static const int check[] = {FV_A_VENDOR, FV_A_DEVICE, FV_A_CLASS, FV_A_NUMA_NODE};
+    int32_t want[4] = {p->vendor, p->vf_device, p->class_code, p->numa_node};
+    int vfd = c_openat(w->c, pfd, "virtfn0", OPEN_DIR);
+    if (vfd < 0) {
+        *rerr = FV_A_ENTRY;
+        return FV_R_VF_UNREADABLE;
+    }
+    attrscan as;
+    memset(&as, 0, sizeof as);
+    int reason = 0;
+    if (list_dir(w, vfd, attr_cb, &as) != 0) {
+        *rerr = FV_A_ENTRY;
+        reason = FV_R_VF_UNREADABLE;
+    }
+    for (int k = 0; k < 4 && !reason; k++) {
+        int32_t got;
+        int rc = vf0_attr(w, vfd, &as, check[k], &got);
+        if (rc < 0 || (rc == 1 && ds->present[FV_A_NUMA_NODE])) {
+            reason = FV_R_VF_UNREADABLE;
+            *rerr = check[k];
+        } else if (got != want[k] || want[k] < (check[k] == FV_A_NUMA_NODE ? -1 : 0)) {
+            reason = FV_R_MISMATCH;
+            *rerr = check[k];
+        }
+    }
+    c_close(w->c, vfd);
+    return reason;
 }
 
 static void vfs_of_pf(walker *w, int32_t pf, int pfd, const dirscan *ds)
@@ -887,20 +940,8 @@ static void vfs_of_pf(walker *w, int32_t pf, int pfd, const dirscan *ds)
     }
     /* The first VF's identity must be what the PF implies. */
     if (!reason) {
-        static const int check[] = {FV_A_VENDOR, FV_A_DEVICE, FV_A_CLASS, FV_A_NUMA_NODE};
-        int32_t want[4] = {p->vendor, p->vf_device, p->class_code, p->numa_node};
         rkey = w->keys[w->vfidx[0]];
-        for (int k = 0; k < 4 && !reason; k++) {
-            int32_t got;
-            int rc = vf0_attr(w, pfd, check[k], &got);
-            if (rc < 0 || (rc == 1 && ds->present[FV_A_NUMA_NODE])) {
-                reason = FV_R_VF_UNREADABLE;
-                rerr = check[k];
-            } else if (got != want[k] || want[k] < (check[k] == FV_A_NUMA_NODE ? -1 : 0)) {
-                reason = FV_R_MISMATCH;
-                rerr = check[k];
-            }
-        }
+        reason = check_vf0(w, pfd, ds, p, &rerr);
     }
     if (reason) {
         char a[ADDR_LEN + 1];
