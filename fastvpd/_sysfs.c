@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #define DENTS_BUF (64 * 1024)
@@ -27,6 +28,8 @@
 #define DETAIL_CAP 48
 #define PATH_CAP 600    /* two names of at most NAME_MAX plus a few components */
 #define MAX_VFS 65536
+#define SYSFS_MAGIC_ 0x62656572 /* <linux/magic.h> SYSFS_MAGIC */
+#define TMPFS_MAGIC_ 0x01021994 /* <linux/magic.h> TMPFS_MAGIC */
 
 enum { ST_DONE = 1, ST_PHYSFN = 2 };
 enum { RD_OK = 0, RD_ERR, RD_NOTREG, RD_TOOLONG };
@@ -43,6 +46,7 @@ typedef struct walker {
     int devfd;        /* <root>/bus/pci/devices */
     int flags;
     int oom;          /* 1 out of memory, 2 result too big */
+    int eod_marker;   /* the tree's file system marks the end of a directory listing (list_dir) */
     sbuf str;         /* becomes r->strings */
     sbuf tmp;         /* one device's netdev lines before they go to str */
     size_t prob_cap;
@@ -431,8 +435,17 @@ static const int64_t attr_max[FV_A_COUNT] = {
 typedef int (*dent_cb)(walker *w, void *ctx, const char *name, size_t len, unsigned char type);
 
 /* List `fd` with getdents64 into the 64 KiB buffer; calls cb for every entry but "." and "..".
- * Returns 0 or an errno value (EIO for a malformed buffer). Reads until getdents64 returns 0: a
- * call that returns less than a buffer is not the last one when a signal cut it short. */
+ * Returns 0 or an errno value (EIO for a malformed buffer).
+ *
+ * A call that returns less than a buffer is not necessarily the last one (the kernel stops early
+ * when a signal is pending), so the end is normally the call that returns 0. On sysfs and tmpfs
+ * that call can be saved: the d_off of the last entry a call returns is where the next call would
+ * start, and once the whole directory has been returned these file systems set it to an
+ * end-of-directory value that no entry ever gets. kernfs (sysfs) uses INT_MAX, which
+ * kernfs_name_hash() never hands out; tmpfs's offset directories (Linux 6.6+) use
+ * DIR_OFFSET_EOD, S32_MAX (LONG_MAX in some 6.1x versions), which simple_offset_add() never
+ * assigns. Elsewhere (w->eod_marker 0, see start()) or when d_off is anything else, the loop
+ * still asks until getdents64 returns 0. */
 static int list_dir(walker *w, int fd, dent_cb cb, void *ctx)
 {
     for (;;) {
@@ -447,6 +460,7 @@ static int list_dir(walker *w, int fd, dent_cb cb, void *ctx)
         if (n > DENTS_BUF)
             return EIO;
         size_t pos = 0, end = (size_t)n;
+        int64_t last_off = 0;
         while (pos < end) {
             if (end - pos < DENT_HDR + 1)
                 return EIO;
@@ -454,6 +468,7 @@ static int list_dir(walker *w, int fd, dent_cb cb, void *ctx)
             memcpy(&reclen, w->dents + pos + 16, sizeof reclen);
             if (reclen < DENT_HDR + 1 || reclen > end - pos)
                 return EIO;
+            memcpy(&last_off, w->dents + pos + 8, sizeof last_off);
             unsigned char type = w->dents[pos + 18];
             const char *name = (const char *)w->dents + pos + DENT_HDR;
             size_t len = strnlen(name, reclen - DENT_HDR);
@@ -467,6 +482,8 @@ static int list_dir(walker *w, int fd, dent_cb cb, void *ctx)
             }
             pos += reclen;
         }
+        if (w->eod_marker && (last_off == INT32_MAX || last_off == INT64_MAX))
+            return 0;
     }
 }
 
@@ -1139,6 +1156,15 @@ static int start(walker *w, const char *root)
         w->r->error_errno = err;
         return -1;
     }
+    /* One fstatfs per walk tells whether directory listings can stop at the end-of-directory
+     * d_off (see list_dir). It looks at bus/pci/devices only: the tree is one file system in
+     * practice (all of /sys is sysfs). Were a directory below mounted from another file system,
+     * skipping the last call could only go wrong if a signal cut its listing short exactly
+     * before an entry whose position there is INT32_MAX or INT64_MAX. */
+    struct statfs sf;
+    w->c->fstat++;
+    if (fstatfs(w->devfd, &sf) == 0)
+        w->eod_marker = sf.f_type == SYSFS_MAGIC_ || sf.f_type == TMPFS_MAGIC_;
     return 0;
 }
 

@@ -102,7 +102,7 @@ typedef struct fv_counters {
     int64_t getdents64;
     int64_t readlinkat;
     int64_t read;
-    int64_t fstat; /* fstat and fstatat */
+    int64_t fstat; /* fstat, fstatat, and one fstatfs per walk */
     int64_t close;
 } fv_counters;
 
