@@ -1,12 +1,15 @@
 /* fastvpd sysfs walker: walks sysfs with directory fds (openat, getdents64, readlinkat, fstat).
  * No Python API: cffi calls these with the GIL released. See _sysfs.h for the result layout.
  *
- * Cost model (the reason for the structure): every file read is openat + fstat + read + close.
- * Each device directory is listed once with getdents64, which tells which files exist and their
- * type, so absent files cost nothing and FIFOs/directories/links are never opened. A PF's VFs are
- * computed from sriov_offset/sriov_stride (VF RID = PF RID + offset + N * stride) and verified by
- * the virtfn names, the device listing, two readlinkat calls and the first VF's identity files;
- * every other VF is filled from its PF without a syscall. */
+ * Cost model (the reason for the structure): each device directory is listed once with
+ * getdents64 (one call on sysfs, see list_dir), which tells which files exist and their type, so
+ * absent files cost nothing, FIFOs/directories/links are never opened and a listed regular file
+ * is read with openat + read, no fstat (see read_file). The fds of a device are closed together
+ * after it, normally in one close_range (see fd_flush). A PF's VFs are computed from
+ * sriov_offset/sriov_stride (VF RID = PF RID + offset + N * stride) and verified by the virtfn
+ * names, the device listing, two readlinkat calls and the first VF's identity files (one listing
+ * of virtfn0/); every other VF is filled from its PF without a syscall. A PF with its netdev and
+ * VPD costs about 40 syscalls, VFs included. */
 #include "_sysfs.h"
 
 #include <dirent.h>
@@ -43,10 +46,15 @@ typedef struct sbuf {
 typedef struct walker {
     fv_result *r;
     fv_counters *c;
+    int rootfd;       /* <root> (O_PATH), held until the end so that it does not leave a gap
+                         below the fds of the first device (see fd_flush) */
     int devfd;        /* <root>/bus/pci/devices */
     int flags;
     int oom;          /* 1 out of memory, 2 result too big */
     int eod_marker;   /* the tree's file system marks the end of a directory listing (list_dir) */
+    int pend[32];     /* fds done with, not yet closed (fd_done) */
+    int npend;
+    int no_close_range; /* close_range failed once (old kernel, seccomp): close one by one */
     sbuf str;         /* becomes r->strings */
     sbuf tmp;         /* one device's netdev lines before they go to str */
     size_t prob_cap;
@@ -89,6 +97,62 @@ static long c_getdents(fv_counters *c, int fd, void *buf, size_t cap)
 
 #define OPEN_DIR (O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK)
 #define OPEN_FILE (O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
+
+/* ---- closing fds in batches ------------------------------------------------------------------
+ * Reading a device opens a dozen files and directories; closing each would cost as many close()
+ * calls. Instead an fd the walk is done with goes to w->pend (fd_done), and fd_flush() closes
+ * them all at once after each device: every run of consecutive numbers with one close_range(),
+ * which closes exactly those fds because every number in the run is one the walk holds (another
+ * thread's fd can never sit inside a run; it just splits it in two). Where close_range is missing
+ * or refused (Linux < 5.9, seccomp) it fails before closing anything and each fd is closed on
+ * its own from then on. Nothing else changes: the files are only held a little longer, and an
+ * open that fails with EMFILE/ENFILE closes the pending fds and tries again. */
+
+static void fd_flush(walker *w)
+{
+    int *f = w->pend, n = w->npend;
+    w->npend = 0;
+    for (int i = 1; i < n; i++) { /* insertion sort: at most 32 fds */
+        int x = f[i], j = i;
+        for (; j > 0 && f[j - 1] > x; j--)
+            f[j] = f[j - 1];
+        f[j] = x;
+    }
+    for (int i = 0; i < n;) {
+        int j = i;
+        while (j + 1 < n && f[j + 1] == f[j] + 1)
+            j++;
+#ifdef SYS_close_range
+        if (j > i && !w->no_close_range) {
+            w->c->close_range++;
+            if (syscall(SYS_close_range, (unsigned int)f[i], (unsigned int)f[j], 0) == 0) {
+                i = j + 1;
+                continue;
+            }
+            w->no_close_range = 1;
+        }
+#endif
+        for (; i <= j; i++)
+            c_close(w->c, f[i]);
+    }
+}
+
+static void fd_done(walker *w, int fd)
+{
+    if (w->npend == (int)(sizeof w->pend / sizeof w->pend[0]))
+        fd_flush(w);
+    w->pend[w->npend++] = fd;
+}
+
+static int w_openat(walker *w, int dfd, const char *path, int flags)
+{
+    int fd = c_openat(w->c, dfd, path, flags);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && w->npend > 0) {
+        fd_flush(w);
+        fd = c_openat(w->c, dfd, path, flags);
+    }
+    return fd;
+}
 
 /* ---- buffers --------------------------------------------------------------------------------- */
 
@@ -292,12 +356,13 @@ static int32_t link_target(const walker *w, const char *t, size_t len, const cha
  * regular file is its end). to_eof reads binary attributes such as vpd, which sysfs hands out at
  * most a page per read: it reads again only after a read that filled a whole page (MIN_PAGE) or
  * all that was asked, so a VPD image shorter than a page costs one read, not two. */
-static int read_file(fv_counters *c, int dfd, const char *path, unsigned char type,
+static int read_file(walker *w, int dfd, const char *path, unsigned char type,
                      unsigned char *buf, size_t cap, size_t *len, int *err, int to_eof)
 {
+    fv_counters *c = w->c;
     *len = 0;
     *err = 0;
-    int fd = c_openat(c, dfd, path, OPEN_FILE);
+    int fd = w_openat(w, dfd, path, OPEN_FILE);
     if (fd < 0) {
         *err = errno;
         if (*err == ELOOP) {  /* O_NOFOLLOW on a symlink: not a regular file */
@@ -311,12 +376,12 @@ static int read_file(fv_counters *c, int dfd, const char *path, unsigned char ty
         c->fstat++;
         if (fstat(fd, &st) != 0) {
             *err = errno;
-            c_close(c, fd);
+            fd_done(w, fd);
             return RD_ERR;
         }
         if (!S_ISREG(st.st_mode)) {
             *err = (int)IFTODT(st.st_mode);
-            c_close(c, fd);
+            fd_done(w, fd);
             return RD_NOTREG;
         }
     }
@@ -337,7 +402,7 @@ static int read_file(fv_counters *c, int dfd, const char *path, unsigned char ty
         if (!to_eof || (size_t)n < (want < MIN_PAGE ? want : MIN_PAGE))
             break; /* n == 0 included */
     }
-    c_close(c, fd);
+    fd_done(w, fd);
     if (rc == RD_OK && got > cap) {
         got = cap;
         rc = RD_TOOLONG;
@@ -349,7 +414,10 @@ static int read_file(fv_counters *c, int dfd, const char *path, unsigned char ty
 ssize_t fv_read_file_at(int dirfd, const char *name, unsigned char *buf, size_t cap, int *err)
 {
     fv_counters c;
+    walker w;
     memset(&c, 0, sizeof c);
+    memset(&w, 0, sizeof w);
+    w.c = &c;
     if (cap == 0 || cap > (size_t)64 * 1024 * 1024) {
         *err = EINVAL;
         return -1;
@@ -360,7 +428,8 @@ ssize_t fv_read_file_at(int dirfd, const char *name, unsigned char *buf, size_t 
         return -1;
     }
     size_t len;
-    int rc = read_file(&c, dirfd, name, DT_UNKNOWN, tmp, cap, &len, err, 1);
+    int rc = read_file(&w, dirfd, name, DT_UNKNOWN, tmp, cap, &len, err, 1);
+    fd_flush(&w);
     if (rc == RD_NOTREG) {
         *err = EINVAL;
         free(tmp);
@@ -602,7 +671,7 @@ static int get_attr(walker *w, int dfd, const dirscan *ds, int a, int required, 
     unsigned char buf[FV_ATTR_CAP + 1];
     size_t len;
     int err;
-    switch (read_file(w->c, dfd, f, ds->type[a], buf, FV_ATTR_CAP, &len, &err, 0)) {
+    switch (read_file(w, dfd, f, ds->type[a], buf, FV_ATTR_CAP, &len, &err, 0)) {
     case RD_ERR:
         if (err == ENOENT)
             return V_GONE;
@@ -688,7 +757,7 @@ static int net_cb(walker *w, void *ctx, const char *name, size_t len, unsigned c
     unsigned char buf[FV_ATTR_CAP + 1];
     size_t n = 0;
     int err;
-    int rc = read_file(w->c, ns->netfd, path, DT_UNKNOWN, buf, FV_ATTR_CAP, &n, &err, 0);
+    int rc = read_file(w, ns->netfd, path, DT_UNKNOWN, buf, FV_ATTR_CAP, &n, &err, 0);
     size_t maclen = 0;
     if (rc == RD_OK) {
         if (n > 0 && buf[n - 1] == '\n')
@@ -719,7 +788,7 @@ static int net_cb(walker *w, void *ctx, const char *name, size_t len, unsigned c
 static void read_net(walker *w, int32_t dev, int dfd, const char *path)
 {
     fv_device *d = &w->r->devices[dev];
-    int fd = c_openat(w->c, dfd, path, OPEN_DIR);
+    int fd = w_openat(w, dfd, path, OPEN_DIR);
     if (fd < 0) {
         if (errno == ENOTDIR)
             simple_problem(w, dev, FV_A_NET, FV_P_NOT_DIR, 0, 0, "net");
@@ -732,7 +801,7 @@ static void read_net(walker *w, int32_t dev, int dfd, const char *path)
     netscan ns = {dev, fd};
     w->tmp.len = 0;
     int rc = list_dir(w, fd, net_cb, &ns);
-    c_close(w->c, fd);
+    fd_done(w, fd);
     if (rc && rc != ENOMEM)
         simple_problem(w, dev, FV_A_NET, FV_P_UNREADABLE, rc, 0, "net");
     d->netdev_off = sb_put(w, &w->str, w->tmp.p, w->tmp.len);
@@ -746,7 +815,7 @@ static void read_vpd(walker *w, int32_t dev, int dfd, const char *path, unsigned
     fv_device *d = &w->r->devices[dev];
     size_t len;
     int err;
-    int rc = read_file(w->c, dfd, path, type, w->vpd, FV_VPD_CAP, &len, &err, 1);
+    int rc = read_file(w, dfd, path, type, w->vpd, FV_VPD_CAP, &len, &err, 1);
     if (rc == RD_ERR) {
         if (err != ENOENT)
             simple_problem(w, dev, FV_A_VPD, FV_P_UNREADABLE, err, 0, "vpd");
@@ -854,7 +923,7 @@ static int vf0_attr(walker *w, int vfd, const attrscan *as, int a, int32_t *out)
         return a == FV_A_NUMA_NODE ? 1 : -1;
     if (!regular_or_unknown(as->type[a]))
         return -1;
-    if (read_file(w->c, vfd, attr_file[a], as->type[a], buf, FV_ATTR_CAP, &len, &err, 0) != RD_OK)
+    if (read_file(w, vfd, attr_file[a], as->type[a], buf, FV_ATTR_CAP, &len, &err, 0) != RD_OK)
         return -1;
     int64_t v = parse_num(buf, len, attr_fmt[a], attr_max[a]);
     if (v < -1)
@@ -871,7 +940,7 @@ static int check_vf0(walker *w, int pfd, const dirscan *ds, const fv_device *p, 
 {
     static const int check[] = {FV_A_VENDOR, FV_A_DEVICE, FV_A_CLASS, FV_A_NUMA_NODE};
     int32_t want[4] = {p->vendor, p->vf_device, p->class_code, p->numa_node};
-    int vfd = c_openat(w->c, pfd, "virtfn0", OPEN_DIR);
+    int vfd = w_openat(w, pfd, "virtfn0", OPEN_DIR);
     if (vfd < 0) {
         *rerr = FV_A_ENTRY;
         return FV_R_VF_UNREADABLE;
@@ -894,7 +963,7 @@ static int check_vf0(walker *w, int pfd, const dirscan *ds, const fv_device *p, 
             *rerr = check[k];
         }
     }
-    c_close(w->c, vfd);
+    fd_done(w, vfd);
     return reason;
 }
 
@@ -1026,7 +1095,7 @@ static void read_device(walker *w, int32_t i)
     int32_t p0 = r->n_problems;
     w->state[i] |= ST_DONE;
 
-    int dfd = c_openat(w->c, w->devfd, name, OPEN_DIR);
+    int dfd = w_openat(w, w->devfd, name, OPEN_DIR);
     if (dfd < 0) {
         entry_error(w, i, name, errno);
         return;
@@ -1043,7 +1112,7 @@ static void read_device(walker *w, int32_t i)
         if (rc != ENOMEM)
             simple_problem(w, i, FV_A_ENTRY, FV_P_UNREADABLE, rc, 0, "");
         d->flags |= FV_F_BROKEN;
-        c_close(w->c, dfd);
+        fd_done(w, dfd);
         return;
     }
     if (ds.present[FV_A_PHYSFN]) {
@@ -1086,12 +1155,12 @@ static void read_device(walker *w, int32_t i)
     }
     if (d->kind == FV_KIND_PF && ds.nvirtfn > 0)
         vfs_of_pf(w, i, dfd, &ds);
-    c_close(w->c, dfd);
+    fd_done(w, dfd);
     return;
 gone:
     r->n_problems = p0; /* what a vanishing device looked like on its way out is no problem */
     d->flags |= FV_F_GONE;
-    c_close(w->c, dfd);
+    fd_done(w, dfd);
 }
 
 /* A device with a physfn link that no PF listed: resolve its PF for the record. */
@@ -1132,7 +1201,7 @@ static void orphan_vf(walker *w, int32_t i)
 static int start(walker *w, const char *root)
 {
     memset(w, 0, sizeof *w);
-    w->devfd = -1;
+    w->rootfd = w->devfd = -1;
     w->r = calloc(1, sizeof(fv_result));
     if (!w->r)
         return -1;
@@ -1142,15 +1211,14 @@ static int start(walker *w, const char *root)
         w->r->error = FV_E_NOMEM;
         return -1;
     }
-    int rootfd = c_openat(w->c, AT_FDCWD, root, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_PATH);
-    if (rootfd < 0) {
+    w->rootfd = c_openat(w->c, AT_FDCWD, root, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_PATH);
+    if (w->rootfd < 0) {
         w->r->error = FV_E_ROOT;
         w->r->error_errno = errno;
         return -1;
     }
-    w->devfd = c_openat(w->c, rootfd, "bus/pci/devices", OPEN_DIR);
+    w->devfd = c_openat(w->c, w->rootfd, "bus/pci/devices", OPEN_DIR);
     int err = errno;
-    c_close(w->c, rootfd);
     if (w->devfd < 0) {
         w->r->error = FV_E_NOT_SYSFS;
         w->r->error_errno = err;
@@ -1172,8 +1240,11 @@ static int start(walker *w, const char *root)
 static fv_result *finish(walker *w)
 {
     fv_result *r = w->r;
+    if (w->rootfd >= 0)
+        fd_done(w, w->rootfd);
     if (w->devfd >= 0)
-        c_close(w->c, w->devfd);
+        fd_done(w, w->devfd);
+    fd_flush(w);
     free(w->dents);
     free(w->vpd);
     free(w->keys);
@@ -1244,6 +1315,7 @@ fv_result *fv_walk(const char *root, int flags)
         return finish(&w);
     fv_result *r = w.r;
     w.flags = flags;
+    w.no_close_range = (flags & FV_CLOSE_EACH) != 0;
     w.vpd = malloc(FV_VPD_CAP + 1);
     if (!w.vpd) {
         w.oom = 1;
@@ -1270,9 +1342,12 @@ fv_result *fv_walk(const char *root, int flags)
 
     /* Address order: a PF sorts before its VFs (offset >= 1, same domain), so by the time the loop
      * reaches a VF its PF has either filled it (fast path) or claimed it (fallback). */
-    for (int32_t i = 0; i < w.n && !w.oom; i++)
-        if (!(w.state[i] & ST_DONE))
+    for (int32_t i = 0; i < w.n && !w.oom; i++) {
+        if (!(w.state[i] & ST_DONE)) {
             read_device(&w, i);
+            fd_flush(&w); /* all fds of the device in one close_range */
+        }
+    }
     for (int32_t i = 0; i < w.n && !w.oom; i++) {
         fv_device *d = &r->devices[i];
         if ((w.state[i] & ST_PHYSFN) && d->parent < 0 && !(d->flags & (FV_F_GONE | FV_F_BROKEN)))
@@ -1321,7 +1396,7 @@ fv_result *fv_details(const char *root, const char *addresses, size_t count)
         }
         char name[ADDR_LEN + 1];
         fmt_addr(w.keys[i], name);
-        int dfd = c_openat(w.c, w.devfd, name, OPEN_DIR);
+        int dfd = w_openat(&w, w.devfd, name, OPEN_DIR);
         if (dfd < 0) {
             entry_error(&w, (int32_t)i, name, errno);
             continue;
@@ -1329,7 +1404,8 @@ fv_result *fv_details(const char *root, const char *addresses, size_t count)
         d->flags |= FV_F_DETAILS;
         read_driver(&w, (int32_t)i, dfd, "driver");
         read_net(&w, (int32_t)i, dfd, "net");
-        c_close(w.c, dfd);
+        fd_done(&w, dfd);
+        fd_flush(&w);
     }
     free(keys);
     return finish(&w);

@@ -24,6 +24,8 @@
 /* fv_walk() flags */
 #define FV_READ_VPD 0x1 /* read `vpd` of PFs and of functions without SR-IOV */
 #define FV_VF_VPD 0x2   /* read `vpd` of VFs (one open per VF: only when asked) */
+#define FV_CLOSE_EACH 0x4 /* close every fd on its own, never with close_range (what happens
+                             where close_range is missing; for tests) */
 
 /* Read caps (bytes). */
 #define FV_ATTR_CAP 4096
@@ -104,6 +106,7 @@ typedef struct fv_counters {
     int64_t read;
     int64_t fstat; /* fstat, fstatat, and one fstatfs per walk */
     int64_t close;
+    int64_t close_range; /* each closes a run of consecutive fds the walk is done with */
 } fv_counters;
 
 /* One PCI function. All int32 (no padding): Python unpacks the array with struct.iter_unpack. */

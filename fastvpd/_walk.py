@@ -66,7 +66,7 @@ F_DETAILS = lib.FV_F_DETAILS
 F_BROKEN = lib.FV_F_BROKEN
 F_LINKED = lib.FV_F_LINKED
 
-COUNTER_NAMES = ("openat", "getdents64", "readlinkat", "read", "fstat", "close")
+COUNTER_NAMES = ("openat", "getdents64", "readlinkat", "read", "fstat", "close", "close_range")
 
 _DEV_INTS = 19
 # Positions in the C record (fv_device): 13 ints, then (offset, length) of driver, netdevs, vpd.
