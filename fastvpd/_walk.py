@@ -247,11 +247,14 @@ def walk(root: str | os.PathLike[str], *, read_vpd: bool = True, vf_vpd: bool = 
 
 def details(root: str | os.PathLike[str], addresses: Iterable[str], *,
             counters: dict[str, int] | None = None,
-            ) -> dict[str, tuple[str | None, tuple[tuple[str, str | None], ...]]]:
-    """Driver and netdevs ``(driver, ((ifname, mac), ...))`` of many devices in one C call.
+            ) -> dict[str, tuple[str | None, tuple[tuple[str, str | None], ...],
+                                 list[tuple[str, str, str]]]]:
+    """Driver, netdevs and problems of many devices in one C call.
 
-    For the VFs the fast path of `walk` inferred. Devices that are gone, or strings that are no
-    PCI address, are left out of the result. ``counters``, when given, receives the syscalls made.
+    For the VFs the fast path of `walk` inferred: ``address -> (driver, ((ifname, mac), ...),
+    [(attribute, message, path)])``. A device that is gone by now is in the result with no driver,
+    no netdevs and a problem saying so; strings that are no PCI address are left out.
+    ``counters``, when given, receives the syscalls made.
     """
     root_s = os.fsdecode(root)
     wanted = [a for a in addresses if isinstance(a, str) and len(a) == 12 and a.isascii()]
@@ -260,10 +263,22 @@ def details(root: str | os.PathLike[str], addresses: Iterable[str], *,
         _check(res, root_s)
         strings = ffi.buffer(res.strings, res.strings_len)[:] if res.strings_len else b""
         _, rows = _decode_rows(res, strings)
+        base = os.path.join(root_s, "bus", "pci", "devices")
+        problems: dict[int, list[tuple[str, str, str]]] = {}
+        for index, attribute, message, path in _decode_problems(res, strings, base, wanted):
+            problems.setdefault(index, []).append((attribute, message, path))
         if counters is not None:
             counters.update(_counters(res))
-        return {wanted[i]: (r[_ROW_DRIVER], r[_ROW_NETDEVS]) for i, r in enumerate(rows)
-                if r[_ROW_FLAGS] & F_DETAILS and not r[_ROW_FLAGS] & F_GONE}
+        out = {}
+        for i, r in enumerate(rows):
+            mine = problems.get(i, [])
+            if r[_ROW_FLAGS] & (F_GONE | F_BROKEN) or not r[_ROW_FLAGS] & F_DETAILS:
+                if not mine:
+                    mine = [("entry", "gone since the scan", os.path.join(base, wanted[i]))]
+                out[wanted[i]] = (None, (), mine)
+            else:
+                out[wanted[i]] = (r[_ROW_DRIVER], r[_ROW_NETDEVS], mine)
+        return out
     finally:
         if res != ffi.NULL:
             lib.fv_free(res)

@@ -185,7 +185,7 @@ class Inventory(Mapping[str, PciDevice]):
                  sysfs: str | None = None, details_loader: Any = None) -> None:
         self._rows = rows
         self._index = {row[0]: i for i, row in enumerate(rows)}
-        self._device_problems = device_problems
+        self._device_problems = dict(device_problems)
         self.problems = host_problems
         self.counters = MappingProxyType(dict(counters or {}))
         self.sysfs = sysfs
@@ -372,16 +372,25 @@ class Inventory(Mapping[str, PciDevice]):
         return None
 
     def _load_details(self) -> None:
-        """Read driver and netdevs of every VF the fast path inferred, in one bulk call."""
+        """Read driver and netdevs of every VF the fast path inferred, in one bulk call.
+
+        What that read finds wrong (a garbage MAC file; a VF gone since the scan) becomes the
+        device's problems, as it would had the scan read the VF itself.
+        """
         loader, self._details_loader = self._details_loader, None
         wanted = [r[0] for r in self._rows if r[_FLAGS] & FLAG_INFERRED]
-        details = loader(wanted)
-        for address, (driver, netdevs) in details.items():
+        for address, (driver, netdevs, problems) in loader(wanted).items():
             i = self._index[address]
-            r = list(self._rows[i])
-            r[_DRIVER] = driver
-            r[_NETDEVS] = netdevs
-            self._rows[i] = tuple(r)
+            r = self._rows[i]
+            self._rows[i] = r[:_DRIVER] + (driver, netdevs) + r[_NETDEVS + 1:]
+            if problems:
+                self._device_problems[i] = self._device_problems.get(i, ()) + tuple(
+                    problem_text(*p) for p in problems)
+
+
+def problem_text(attribute: str, message: str, path: str) -> str:
+    """How a device's sysfs problem reads: ``"net: garbage content '...' (/sys/...)"``."""
+    return f"{attribute}: {message} ({path})"
 
 
 # Field positions of a walker row (fastvpd._walk.DEVICE_FIELDS).

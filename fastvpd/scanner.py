@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from . import _walk
-from .model import Inventory
+from .model import Inventory, problem_text
 
 __all__ = ["scan"]
 
@@ -22,6 +22,9 @@ def scan(sysfs: str | os.PathLike[str] = "/sys", *, read_vpd: bool = True,
     root), from VFs too only with ``vf_vpd``; a VF without its own serial reports its PF's.
     A function that vanished during the walk, or whose entry is a dangling link, is left out and
     named in ``Inventory.problems``; one with unreadable attributes is kept with ``problems``.
+    VFs are computed from their PF's SR-IOV layout and only the first is read (design.md): the
+    driver and netdevs of the others are read in one bulk call when first asked for, and a VF
+    found gone then carries a problem saying so.
     Raises `SysfsError` only when ``sysfs`` is not a usable sysfs tree.
     """
     root = os.fspath(sysfs)
@@ -30,7 +33,7 @@ def scan(sysfs: str | os.PathLike[str] = "/sys", *, read_vpd: bool = True,
     per_device: dict[int, list[str]] = {}
     host: list[str] = []
     for index, attribute, message, path in walk.problems:
-        text = f"{attribute}: {message} ({path})"
+        text = problem_text(attribute, message, path)
         new = renumber(index) if index >= 0 else -1
         if new < 0:
             host.append(f"{walk.devices[index][0]}: {text}" if index >= 0 else text)

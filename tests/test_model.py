@@ -148,7 +148,10 @@ def test_inferred_vf_details_are_loaded_once_in_bulk():
 
     def loader(addresses):
         calls.append(list(addresses))
-        return {a: ("mlx5_core", (("v" + a[-1], "aa:bb:cc:dd:ee:0" + a[-1]),)) for a in addresses}
+        out = {a: ("mlx5_core", (("v" + a[-1], "aa:bb:cc:dd:ee:0" + a[-1]),), []) for a in addresses}
+        out["0000:82:00.3"] += ([("net", "garbage content 'zz'", "/x/net/v3/address")],)
+        out["0000:82:00.3"] = out["0000:82:00.3"][:2] + out["0000:82:00.3"][3:]
+        return out
 
     rows = [row("0000:82:00.0", kind=1, total_vfs=4, num_vfs=2, netdevs=[("p0", PF_MAC)]),
             row("0000:82:00.2", kind=2, parent=0, vf_num=0, flags=FLAG_INFERRED, driver=None),
@@ -157,5 +160,6 @@ def test_inferred_vf_details_are_loaded_once_in_bulk():
     assert inv.to_nova()[1]["capabilities"]["sriov"] == {"pf_mac_address": PF_MAC, "vf_num": 0}
     assert calls == []  # Nova's dicts need no per-VF reads
     assert inv["0000:82:00.3"].netdevs == ("v3",)
-    assert inv["0000:82:00.2"].driver == "mlx5_core"
+    assert inv["0000:82:00.3"].problems == ("net: garbage content 'zz' (/x/net/v3/address)",)
+    assert inv["0000:82:00.2"].driver == "mlx5_core" and inv["0000:82:00.2"].problems == ()
     assert calls == [["0000:82:00.2", "0000:82:00.3"]]

@@ -204,8 +204,11 @@ def test_pf_fast_path_fills_vfs_from_the_pf(tree: Tree) -> None:
     fds = open_fds()
     det = _walk.details(tree.root, vfs + ["0000:99:00.0", "bogus"], counters=counters)
     assert open_fds() == fds
-    assert set(det) == set(vfs)
-    assert det["0000:82:00.3"] == ("mlx5_core", (("p820v1", "aa:00:00:82:00:01"),))
+    assert set(det) == set(vfs) | {"0000:99:00.0"}  # not an address: left out
+    assert det["0000:82:00.3"] == ("mlx5_core", (("p820v1", "aa:00:00:82:00:01"),), [])
+    driver, netdevs, problems = det["0000:99:00.0"]  # no such device (by now): said so
+    assert (driver, netdevs) == (None, ()) and len(problems) == 1
+    assert problems[0][0] == "entry" and problems[0][2].endswith("bus/pci/devices/0000:99:00.0")
     assert counters["readlinkat"] == len(vfs)
     assert counters["openat"] == 2 + 3 * len(vfs) + 1  # root, devices; dir + net + address each
     # the fds of each device go in one close_range (more only where other fds split the run)
