@@ -169,7 +169,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for label, blob in SAMPLES.items():
         out.write(f"\n{label} ({len(blob)} bytes)\n")
         format_vpd(parse_vpd(blob), out, "  ")
-    out.write("\nReal captures: point `fastvpd scan --sysfs DIR` at a copied sysfs tree (see README).\n")
+    out.write("\nReal captures: the source tree's tests/data/sysfs/ghw-i350-sriov.tar.gz is the sysfs of a"
+              " real host (two Intel I350 PFs, eight VFs); extract it and run\n"
+              "`fastvpd scan --sysfs DIR/sys` (README: \"Command line\"). Any copied sysfs tree works.\n")
     return 0
 
 
