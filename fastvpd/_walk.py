@@ -157,14 +157,14 @@ def _decode_rows(res: Any, strings: bytes) -> tuple[list[str], list[tuple[Any, .
     n = res.n_devices
     if n == 0:
         return [], []
-    addrs = ffi.unpack(res.addresses, 12 * n).decode("ascii", "replace")
+    text = ffi.unpack(res.addresses, 12 * n).decode("ascii", "replace")
+    addresses = [text[i:i + 12] for i in range(0, 12 * n, 12)]
     rows = []
-    none3: tuple[Any, ...] = (None, (), None)
-    raw = ffi.buffer(res.devices, n * _DEV_SIZE)
-    for i, f in enumerate(struct.iter_unpack(_DEV_FMT, raw)):
-        head = (addrs[12 * i:12 * i + 12],) + f[:_N_INTS]
-        if f[_DRV] < 0 and f[_NET] < 0 and f[_VPD] < 0:
-            rows.append(head + none3)
+    append = rows.append
+    records = struct.iter_unpack(_DEV_FMT, ffi.buffer(res.devices, n * _DEV_SIZE)[:])
+    for address, f in zip(addresses, records):
+        if f[_DRV] < 0 and f[_NET] < 0 and f[_VPD] < 0:  # a VF the fast path inferred, mostly
+            append((address, *f[:_N_INTS], None, (), None))
             continue
         driver = _text(strings[f[_DRV]:f[_DRV] + f[_DRV + 1]]) if f[_DRV] >= 0 else None
         netdevs: tuple[tuple[str, str | None], ...] = ()
@@ -176,8 +176,8 @@ def _decode_rows(res: Any, strings: bytes) -> tuple[list[str], list[tuple[Any, .
             lines.sort()
             netdevs = tuple(lines)
         vpd = strings[f[_VPD]:f[_VPD] + f[_VPD + 1]] if f[_VPD] >= 0 else None
-        rows.append(head + (driver, netdevs, vpd))
-    return [addrs[12 * i:12 * i + 12] for i in range(n)], rows
+        append((address, *f[:_N_INTS], driver, netdevs, vpd))
+    return addresses, rows
 
 
 def _decode_problems(res: Any, strings: bytes, base: str,

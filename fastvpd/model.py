@@ -265,36 +265,57 @@ class Inventory(Mapping[str, PciDevice]):
         """
         rows = self._rows
         serial_of = self._serial
-        pfs: dict[int, tuple[str, str | None, str | None, str | None]] = {}
+        # Per PF, what all its VFs share: a dict to copy, the PF MAC and the card serial. A
+        # host's VFs are nearly all alike, so the common case is one dict copy and three stores.
+        shared: dict[int, tuple[dict[str, Any], int, int, int, str | None, str | None]] = {}
         out: list[dict[str, Any]] = []
         append = out.append
         for i, r in enumerate(rows):
-            vendor, device = r[_VENDOR], r[_DEVICE]
+            vendor, device, kind, numa = r[_VENDOR], r[_DEVICE], r[_KIND], r[_NUMA]
             if vendor < 0 or device < 0:
                 continue
-            kind = r[_KIND]
+            p = r[_PARENT]
+            if kind == 2 and p >= 0 and r[_VPD] is None:
+                pf = shared.get(p)
+                if pf is None:
+                    pf = shared[p] = self._vf_template(p, vendor, device, numa)
+                template, t_vendor, t_device, t_numa, pf_mac, serial = pf
+                vf_num = r[_VF_NUM]
+                if vendor == t_vendor and device == t_device and numa == t_numa and vf_num >= 0:
+                    d = template.copy()
+                    address = r[0]
+                    d["dev_id"] = "pci_" + address.translate(_DEV_ID_TABLE)
+                    d["address"] = address
+                    caps: dict[str, Any] = {}
+                    if pf_mac is not None:
+                        caps["sriov"] = {"pf_mac_address": pf_mac, "vf_num": vf_num}
+                    if serial:
+                        caps["vpd"] = {"card_serial_number": serial}
+                    if caps:
+                        d["capabilities"] = caps
+                    append(d)
+                    continue
             parent_addr = parent_ifname = pf_mac = mac = None
-            if kind == 2 and r[_PARENT] >= 0:
-                p = r[_PARENT]
-                pf = pfs.get(p)
-                if pf is None:  # once per PF, not per VF
-                    netdevs = rows[p][_NETDEVS]
-                    pf = pfs[p] = (rows[p][0], *(netdevs[0] if netdevs else (None, None)),
-                                   serial_of(p))
-                parent_addr, parent_ifname, pf_mac, serial = pf
-                if r[_VPD] is not None:
-                    serial = serial_of(i)
-            else:
-                serial = serial_of(i)
-                if kind == 1 and r[_NETDEVS]:
-                    mac = r[_NETDEVS][0][1]
-            numa = r[_NUMA]
-            append(_nova_dict(r[0], _HEX4[vendor] if vendor in _HEX4 else _hex4(vendor),
-                              _HEX4[device] if device in _HEX4 else _hex4(device),
-                              None if numa < 0 else numa, _DEV_TYPES[kind], parent_addr,
-                              parent_ifname, None if r[_VF_NUM] < 0 else r[_VF_NUM], pf_mac,
-                              serial, mac))
+            if kind == 2 and p >= 0:
+                pf_row = rows[p]
+                parent_addr = pf_row[0]
+                if pf_row[_NETDEVS]:
+                    parent_ifname, pf_mac = pf_row[_NETDEVS][0]
+            elif kind == 1 and r[_NETDEVS]:
+                mac = r[_NETDEVS][0][1]
+            append(_nova_dict(r[0], _hex4(vendor), _hex4(device), None if numa < 0 else numa,
+                              _DEV_TYPES[kind], parent_addr, parent_ifname,
+                              None if r[_VF_NUM] < 0 else r[_VF_NUM], pf_mac, serial_of(i), mac))
         return out
+
+    def _vf_template(self, p: int, vendor: int, device: int, numa: int,
+                     ) -> tuple[dict[str, Any], int, int, int, str | None, str | None]:
+        """The Nova dict a VF of PF row ``p`` with these IDs has, but for its own address."""
+        pf_row = self._rows[p]
+        ifname, pf_mac = pf_row[_NETDEVS][0] if pf_row[_NETDEVS] else (None, None)
+        template = _nova_dict("", _hex4(vendor), _hex4(device), None if numa < 0 else numa,
+                              TYPE_VF, pf_row[0], ifname, None, None, None, None)
+        return template, vendor, device, numa, pf_mac, self._serial(p)
 
     # -- building ---------------------------------------------------------------------------------
     def _vpd(self, i: int) -> Vpd | None:
