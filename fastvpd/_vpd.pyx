@@ -1,19 +1,21 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""PCI VPD resource walker: bytes in, a packed field table out.
+"""PCI VPD resource walker: bytes in, a `Blob` out (the bytes and a packed field table).
 
-``parse`` walks the resources once and records every field as a 6-byte entry (section, keyword,
-offset, length) in one ``bytes`` table instead of making a Python object per field; ``find``,
-``find_text``, ``mapping`` and ``fields`` read values out of it on demand. Every read of the data
-is checked against its end by hand (bounds checking is off for speed). Policy (messages,
-strictness) lives in vpd.py.
+``parse`` walks the resources once and records every field as a small C entry (section, keyword,
+offset, length) in one ``bytes`` table instead of making a Python object per field; `Blob`'s
+``find``, ``find_text``, ``mapping`` and ``fields`` read values out of it on demand. Every read of
+the data is checked against its end by hand (bounds checking is off for speed). Policy (problem
+messages, strictness, which keyword means what) lives in vpd.py, whose `Vpd` derives from `Blob`.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.unicode cimport PyUnicode_DecodeASCII
+from libc.string cimport memchr
 
 cdef extern from "Python.h":
     bint PyBytes_CheckExact(object)
+    bint PyType_IsSubtype(type, type)
 
 # Problem codes; vpd.PROBLEMS gives each its message and its strictness.
 NO_VPD = 0
@@ -45,14 +47,17 @@ NAME = 2  # the identifier string, with an empty keyword
 
 cdef enum:
     C_MAX = 32768
+    READ_ONLY_SECTION = 0
+    READ_WRITE_SECTION = 1
+    NAME_SECTION = 2
 
 ctypedef struct Entry:
-    unsigned short offset  # of the value (data is capped at 32768 bytes)
-    unsigned short length
+    unsigned int offset    # of the value in the data
+    unsigned short length  # a walked value is at most 32768 bytes (the name), a field 255
     unsigned char section
     unsigned char kw0
     unsigned char kw1
-    unsigned char pad
+    unsigned char pad[3]
 
 ENTRY_SIZE = sizeof(Entry)
 
@@ -93,22 +98,18 @@ cdef inline object _keyword(unsigned char a, unsigned char b):
 cdef inline bint _text_span(const unsigned char* p, Py_ssize_t n,
                             Py_ssize_t* start, Py_ssize_t* stop) noexcept nogil:
     """Normalise like libvirt: cut at NUL, strip, then all bytes must be 0x20-0x7E."""
-    cdef Py_ssize_t i = 0, j
-    while i < n and p[i] != 0:
-        i += 1
-    j = i
-    i = 0
+    cdef const void* nul = memchr(p, 0, <size_t>n) if n > 0 else NULL
+    cdef Py_ssize_t i = 0, j = (<const unsigned char*>nul - p) if nul != NULL else n, k
     while i < j and _is_space(p[i]):
         i += 1
     while j > i and _is_space(p[j - 1]):
         j -= 1
     start[0] = i
     stop[0] = j
-    cdef Py_ssize_t k
-    for k in range(i, j):
-        if p[k] < 0x20 or p[k] > 0x7E:
-            return False
-    return True
+    cdef unsigned char bad = 0
+    for k in range(i, j):  # no early exit, so that the compiler can vectorise the loop
+        bad |= <unsigned char>(p[k] - 0x20) > 0x5E
+    return not bad
 
 
 cdef inline bint _is_text_keyword(unsigned char a, unsigned char b, bint read_only) noexcept nogil:
@@ -140,12 +141,12 @@ def text(raw):
 cdef inline void _add(State* st, Py_ssize_t offset, Py_ssize_t length, unsigned char section,
                       unsigned char a, unsigned char b) noexcept nogil:
     cdef Entry* e = &st.entries[st.count]
-    e.offset = <unsigned short>offset
+    e.offset = <unsigned int>offset
     e.length = <unsigned short>length
     e.section = section
     e.kw0 = a
     e.kw1 = b
-    e.pad = 0
+    e.pad[0] = e.pad[1] = e.pad[2] = 0
     st.count += 1
 
 
@@ -153,7 +154,8 @@ cdef int _fields(State* st, Py_ssize_t begin, Py_ssize_t limit, bint read_only,
                  list problems) except -1:
     """Walk the keyword fields of one VPD-R (read_only) or VPD-W resource in p[begin:limit]."""
     cdef const unsigned char* p = st.p
-    cdef Py_ssize_t pos = begin, vstart, vlen, vend, s, e
+    cdef Py_ssize_t pos = begin, vstart, vlen, vend, s, e, k
+    cdef unsigned int total
     cdef unsigned char a, b
     cdef bint saw_rv = False, saw_rw = False, after_special = False
     cdef Py_ssize_t special_at = -1
@@ -181,10 +183,12 @@ cdef int _fields(State* st, Py_ssize_t begin, Py_ssize_t limit, bint read_only,
                 st.checksum = 0
             else:
                 # Sum every byte from where the last sum stopped through the checksum byte.
-                while st.sum_pos <= vstart:
-                    st.running_sum += p[st.sum_pos]
-                    st.sum_pos += 1
-                if st.running_sum & 0xFF:
+                total = st.running_sum
+                for k in range(st.sum_pos, vstart + 1):
+                    total += p[k]
+                st.running_sum = total
+                st.sum_pos = vstart + 1
+                if total & 0xFF:
                     problems.append((vstart, CHECKSUM_BAD, "RV"))
                     st.checksum = 0
                 elif st.checksum != 0:
@@ -226,7 +230,7 @@ cdef int _fields(State* st, Py_ssize_t begin, Py_ssize_t limit, bint read_only,
             problems.append((pos, WRONG_SECTION, _keyword(a, b)))
         elif _is_text_keyword(a, b, read_only) and not _text_span(p + vstart, vlen, &s, &e):
             problems.append((pos, NOT_TEXT, _keyword(a, b)))
-        _add(st, vstart, vlen, 0 if read_only else 1, a, b)
+        _add(st, vstart, vlen, READ_ONLY_SECTION if read_only else READ_WRITE_SECTION, a, b)
         pos = vend
     if read_only and not saw_rv:
         problems.append((begin - 3, NO_RV, None))
@@ -243,14 +247,101 @@ cdef inline bytes _as_bytes(data):
     raise TypeError(f"VPD data must be bytes, bytearray or memoryview, not {type(data).__name__}")
 
 
-def parse(data):
-    """Walk VPD ``data`` (bytes, bytearray or memoryview); never raises for any content.
+def _problem_key(p):
+    return (p[0], p[1])
 
-    Returns ``(data, table, checksum, problems)``: the data as immutable bytes (the object itself
-    when it is bytes), the packed entry table (read it with `find`, `find_text`, `mapping`,
-    `fields`), a checksum state (CHECKSUM_NONE/BAD_STATE/OK) and ``[(offset, code, detail)]`` in
-    the order found.
+
+cdef class Blob:
+    """A walked VPD blob: its bytes, the entry table, the checksum state and the raw problems.
+
+    ``raw_problems`` are ``(offset, code, detail)`` sorted by offset, then code. The ``_cache_*``
+    slots are for subclasses that decode lazily (vpd.Vpd).
     """
+
+    cdef readonly bytes data
+    cdef readonly bytes table
+    cdef readonly int checksum_state
+    cdef readonly list raw_problems
+    cdef public object _cache_ro, _cache_rw, _cache_problems
+
+    cdef const Entry* _last(self, int section, str keyword) except? NULL:
+        """The last entry of ``section`` with ``keyword`` (ignored for NAME), or NULL."""
+        cdef Py_ssize_t count = PyBytes_GET_SIZE(self.table) // sizeof(Entry), i
+        cdef const Entry* entries = <const Entry*>PyBytes_AS_STRING(self.table)
+        cdef Py_UCS4 a = 0, b = 0
+        if section != NAME_SECTION:
+            if len(keyword) != 2:
+                return NULL
+            a = keyword[0]
+            b = keyword[1]
+        for i in range(count - 1, -1, -1):
+            if entries[i].section == section and (
+                    section == NAME_SECTION or (entries[i].kw0 == a and entries[i].kw1 == b)):
+                return &entries[i]
+        return NULL
+
+    cpdef object find(self, int section, str keyword=""):
+        """Raw value of the last ``keyword`` field of ``section`` (or the name), or None."""
+        cdef const Entry* e = self._last(section, keyword)
+        if e == NULL:
+            return None
+        return PyBytes_FromStringAndSize(PyBytes_AS_STRING(self.data) + e.offset, e.length)
+
+    cpdef object find_text(self, int section, str keyword=""):
+        """Normalised text of what `find` returns: None when absent or not printable ASCII."""
+        cdef const Entry* e = self._last(section, keyword)
+        cdef Py_ssize_t s, t
+        if e == NULL:
+            return None
+        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(self.data) + e.offset
+        if not _text_span(p, e.length, &s, &t):
+            return None
+        return PyUnicode_DecodeASCII(<const char*>p + s, t - s, NULL)
+
+    cpdef list fields(self, int section):
+        """Every entry of ``section`` in blob order, repeats included: ``[(keyword, raw)]``."""
+        cdef Py_ssize_t count = PyBytes_GET_SIZE(self.table) // sizeof(Entry), i
+        cdef const Entry* entries = <const Entry*>PyBytes_AS_STRING(self.table)
+        cdef const char* p = PyBytes_AS_STRING(self.data)
+        cdef list out = []
+        for i in range(count):
+            if entries[i].section == section:
+                out.append(("" if section == NAME_SECTION else
+                            _keyword(entries[i].kw0, entries[i].kw1),
+                            PyBytes_FromStringAndSize(p + entries[i].offset, entries[i].length)))
+        return out
+
+    cpdef dict mapping(self, int section):
+        """``section`` as keyword -> raw: a repeat keeps its first position and its last value."""
+        cdef Py_ssize_t count = PyBytes_GET_SIZE(self.table) // sizeof(Entry), i
+        cdef const Entry* entries = <const Entry*>PyBytes_AS_STRING(self.table)
+        cdef const char* p = PyBytes_AS_STRING(self.data)
+        cdef dict out = {}
+        for i in range(count):
+            if entries[i].section == section:
+                out[_keyword(entries[i].kw0, entries[i].kw1)] = PyBytes_FromStringAndSize(
+                    p + entries[i].offset, entries[i].length)
+        return out
+
+
+cdef Blob _new_blob(type cls, bytes data, bytes table, int checksum, list problems):
+    cdef Blob blob = Blob.__new__(cls)
+    blob.data = data
+    blob.table = table
+    blob.checksum_state = checksum
+    if len(problems) > 1:
+        problems.sort(key=_problem_key)
+    blob.raw_problems = problems
+    return blob
+
+
+def parse(data, type cls=Blob):
+    """Walk VPD ``data`` (bytes, bytearray or memoryview) into a ``cls`` (a `Blob` type).
+
+    Never raises for any content; TypeError for other types.
+    """
+    if not PyType_IsSubtype(cls, Blob):
+        raise TypeError("cls must be a Blob type")
     cdef bytes raw = _as_bytes(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
     if n > C_MAX:
@@ -264,17 +355,54 @@ def parse(data):
     cdef list problems = []
     if n == 0 or st.p[0] == 0x00 or st.p[0] == 0xFF:
         problems.append((0, NO_VPD, None))
-        return (raw, b"", -1, problems)
+        return _new_blob(cls, raw, b"", -1, problems)
+    cdef Entry small[64]
     # Every entry takes at least 3 bytes of data, so n // 3 + 1 entries always suffice.
-    st.entries = <Entry*>PyMem_Malloc((n // 3 + 1) * sizeof(Entry))
-    if st.entries == NULL:
-        raise MemoryError()
+    cdef Py_ssize_t capacity = n // 3 + 1
+    if capacity <= 64:
+        st.entries = &small[0]
+    else:
+        st.entries = <Entry*>PyMem_Malloc(capacity * sizeof(Entry))
+        if st.entries == NULL:
+            raise MemoryError()
     try:
         _walk(&st, n, problems)
         table = PyBytes_FromStringAndSize(<const char*>st.entries, st.count * sizeof(Entry))
     finally:
-        PyMem_Free(st.entries)
-    return (raw, table, st.checksum, problems)
+        if st.entries != &small[0]:
+            PyMem_Free(st.entries)
+    return _new_blob(cls, raw, table, st.checksum, problems)
+
+
+def from_fields(type cls, name_raw, read_only, read_write, int checksum, list problems):
+    """A ``cls`` from decoded fields (other parsers with the same semantics; hand-built Vpd).
+
+    The values are laid out in a fresh buffer with an entry table, so that the result reads
+    exactly like a walked blob. Fields are ``(keyword, raw)`` with two-character keywords.
+    """
+    if not issubclass(cls, Blob):
+        raise TypeError("cls must be a Blob type")
+    parts = []
+    entries = bytearray()
+    cdef Py_ssize_t offset = 0
+    cdef Entry e
+    items = [(NAME_SECTION, "  ", name_raw)] if name_raw is not None else []
+    items += [(READ_ONLY_SECTION, k, v) for k, v in read_only]
+    items += [(READ_WRITE_SECTION, k, v) for k, v in read_write]
+    for section, keyword, value in items:
+        value = bytes(value)
+        if len(keyword) != 2 or not keyword.isascii() or len(value) > 0xFFFF or offset > 0xFFFFFFFF - len(value):
+            raise ValueError(f"cannot hold field {keyword!r} of {len(value)} bytes")
+        e.offset = <unsigned int>offset
+        e.length = <unsigned short>len(value)
+        e.section = section
+        e.kw0 = ord(keyword[0]) if section != NAME_SECTION else 0
+        e.kw1 = ord(keyword[1]) if section != NAME_SECTION else 0
+        e.pad[0] = e.pad[1] = e.pad[2] = 0
+        entries += (<char*>&e)[:sizeof(Entry)]
+        parts.append(value)
+        offset += len(value)
+    return _new_blob(cls, b"".join(parts), bytes(entries), checksum, list(problems))
 
 
 cdef int _walk(State* st, Py_ssize_t n, list problems) except -1:
@@ -303,7 +431,7 @@ cdef int _walk(State* st, Py_ssize_t n, list problems) except -1:
             problems.append((pos, RESOURCE_OVERRUN, f"0x{tag:02x}"))
             limit = n
         if tag == 0x82:
-            _add(st, begin, limit - begin, 2, 0, 0)
+            _add(st, begin, limit - begin, NAME_SECTION, 0, 0)
             if not _text_span(p + begin, limit - begin, &s, &e):
                 problems.append((pos, BAD_NAME, None))
         elif tag == 0x90:
@@ -321,78 +449,3 @@ cdef int _walk(State* st, Py_ssize_t n, list problems) except -1:
     if not saw_vpd_r:
         problems.append((pos, NO_VPD_R, None))
     return 0
-
-
-cdef inline const Entry* _entries(bytes table, Py_ssize_t* count):
-    count[0] = PyBytes_GET_SIZE(table) // sizeof(Entry)
-    return <const Entry*>PyBytes_AS_STRING(table)
-
-
-cdef inline const Entry* _last(bytes data, bytes table, int section, str keyword) except? NULL:
-    """The last entry of ``section`` with ``keyword`` (ignored for NAME), or NULL."""
-    cdef Py_ssize_t count, i
-    cdef const Entry* entries = _entries(table, &count)
-    cdef Py_UCS4 a = 0, b = 0
-    if section != 2:
-        if len(keyword) != 2:
-            return NULL
-        a = keyword[0]
-        b = keyword[1]
-    for i in range(count - 1, -1, -1):
-        if entries[i].section == section and (section == 2 or (entries[i].kw0 == a and entries[i].kw1 == b)):
-            if entries[i].offset + entries[i].length > PyBytes_GET_SIZE(data):
-                raise ValueError("VPD entry table does not belong to this data")
-            return &entries[i]
-    return NULL
-
-
-def find(bytes data not None, bytes table not None, int section, str keyword=""):
-    """Raw value of the last ``keyword`` field of ``section`` (or the name), or None."""
-    cdef const Entry* e = _last(data, table, section, keyword)
-    if e == NULL:
-        return None
-    return PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + e.offset, e.length)
-
-
-def find_text(bytes data not None, bytes table not None, int section, str keyword=""):
-    """Normalised text of what `find` returns: None when absent or not printable ASCII."""
-    cdef const Entry* e = _last(data, table, section, keyword)
-    cdef Py_ssize_t s, t
-    if e == NULL:
-        return None
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data) + e.offset
-    if not _text_span(p, e.length, &s, &t):
-        return None
-    return PyUnicode_DecodeASCII(<const char*>p + s, t - s, NULL)
-
-
-def fields(bytes data not None, bytes table not None, int section):
-    """Every entry of ``section`` in blob order, repeats included: ``[(keyword, raw)]``."""
-    cdef Py_ssize_t count, i
-    cdef const Entry* entries = _entries(table, &count)
-    cdef const char* p = PyBytes_AS_STRING(data)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    out = []
-    for i in range(count):
-        if entries[i].section == section:
-            if entries[i].offset + entries[i].length > n:
-                raise ValueError("VPD entry table does not belong to this data")
-            out.append(("" if section == 2 else _keyword(entries[i].kw0, entries[i].kw1),
-                        PyBytes_FromStringAndSize(p + entries[i].offset, entries[i].length)))
-    return out
-
-
-def mapping(bytes data not None, bytes table not None, int section):
-    """``section`` as a dict keyword -> raw: a repeat keeps its first position, the last value."""
-    cdef Py_ssize_t count, i
-    cdef const Entry* entries = _entries(table, &count)
-    cdef const char* p = PyBytes_AS_STRING(data)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef dict out = {}
-    for i in range(count):
-        if entries[i].section == section:
-            if entries[i].offset + entries[i].length > n:
-                raise ValueError("VPD entry table does not belong to this data")
-            out[_keyword(entries[i].kw0, entries[i].kw1)] = PyBytes_FromStringAndSize(
-                p + entries[i].offset, entries[i].length)
-    return out

@@ -87,45 +87,26 @@ _EMPTY: Mapping[str, bytes] = MappingProxyType({})
 text = _vpd.text
 
 
-class Vpd:
+class Vpd(_vpd.Blob):
     """A decoded VPD blob. Immutable; raw values are kept, text is normalised on access.
 
     ``read_only``/``read_write`` map keyword -> raw value in blob order (a repeated keyword keeps
     its first position and its last value). ``checksum_ok`` is None when VPD-R has no RV.
-    A parsed Vpd keeps the blob and the walker's packed field table and decodes on demand: a
+    A Vpd is the walker's `Blob` (the bytes and a packed field table) and decodes on demand: a
     caller that reads only ``serial_number`` pays for nothing else.
     """
 
-    __slots__ = ("_data", "_table", "_checksum", "_raw_problems", "_problems", "_name_raw",
-                 "_ro", "_rw", "_ro_map", "_rw_map")
+    __slots__ = ()
 
-    _data: bytes
-    _table: bytes | None
-    _checksum: int
-    _raw_problems: list[tuple[int, int, str | None]]
-    _problems: tuple[str, ...] | None
-    _name_raw: bytes | None
-    _ro: dict[str, bytes] | None
-    _rw: dict[str, bytes] | None
-    _ro_map: Mapping[str, bytes] | None
-    _rw_map: Mapping[str, bytes] | None
-
-    def __init__(self, name: str | None = None, read_only: Mapping[str, bytes] | None = None,
-                 read_write: Mapping[str, bytes] | None = None, checksum_ok: bool | None = None,
-                 problems: Iterable[str] = ()) -> None:
+    def __new__(cls, name: str | None = None, read_only: Mapping[str, bytes] | None = None,
+                read_write: Mapping[str, bytes] | None = None, checksum_ok: bool | None = None,
+                problems: Iterable[str] = ()) -> Vpd:
         """Build a Vpd by hand (tests, synthetic hosts); `parse_vpd` is the usual way."""
-        self._init_fields(None if name is None else name.encode("ascii"), dict(read_only or {}),
-                          dict(read_write or {}), -1 if checksum_ok is None else int(checksum_ok), [])
-        self._problems = tuple(problems)
-
-    def _init_fields(self, name_raw: bytes | None, ro: dict[str, bytes], rw: dict[str, bytes],
-                     checksum: int, raw_problems: list[tuple[int, int, str | None]]) -> None:
-        self._data, self._table = b"", None
-        self._name_raw, self._ro, self._rw = name_raw, ro, rw
-        self._ro_map = self._rw_map = None
-        self._checksum = checksum
-        self._raw_problems = sorted(raw_problems, key=_problem_key)
-        self._problems = None
+        self = _from_fields(cls, None if name is None else name.encode("ascii"),
+                            list((read_only or {}).items()), list((read_write or {}).items()),
+                            -1 if checksum_ok is None else int(checksum_ok), [])
+        self._cache_problems = tuple(problems)
+        return self
 
     @classmethod
     def _from_fields(cls, name_raw: bytes | None, read_only: Iterable[tuple[str, bytes]],
@@ -135,91 +116,72 @@ class Vpd:
 
         For other parsers with the same semantics (the tests' reference parser).
         """
-        self = _new(cls)
-        self._init_fields(name_raw, dict(read_only), dict(read_write), checksum, raw_problems)
-        return self
+        return _from_fields(cls, name_raw, list(read_only), list(read_write), checksum,
+                            list(raw_problems))
 
     # -- raw data ---------------------------------------------------------------------------------
     @property
     def name(self) -> str | None:
         """The identifier string (product name), normalised; None if absent or not text."""
-        if self._table is not None:
-            return _find_text(self._data, self._table, _NAME)
-        raw = self._name_raw
-        return None if raw is None else text(raw)
+        return self.find_text(_NAME)
 
     @property
     def read_only(self) -> Mapping[str, bytes]:
-        m = self._ro_map
+        m = self._cache_ro
         if m is None:
-            if self._ro is None:  # a parsed Vpd: decode from the table once
-                assert self._table is not None
-                self._ro = _mapping(self._data, self._table, _READ_ONLY)
-            m = self._ro_map = MappingProxyType(self._ro)
+            m = self._cache_ro = MappingProxyType(self.mapping(_READ_ONLY))
         return m
 
     @property
     def read_write(self) -> Mapping[str, bytes]:
-        m = self._rw_map
+        m = self._cache_rw
         if m is None:
-            if self._rw is None:
-                assert self._table is not None
-                self._rw = _mapping(self._data, self._table, _READ_WRITE)
-            m = self._rw_map = MappingProxyType(self._rw)
+            m = self._cache_rw = MappingProxyType(self.mapping(_READ_WRITE))
         return m
 
     @property
     def checksum_ok(self) -> bool | None:
         """True when every RV checksum holds, False when one fails or is empty, None: no RV."""
-        c = self._checksum
+        c = self.checksum_state
         return None if c < 0 else c == 1
 
     @property
     def problems(self) -> tuple[str, ...]:
         """Human-readable problems, each with its byte offset; empty for a clean blob."""
-        p = self._problems
+        p = self._cache_problems
         if p is None:
-            p = self._problems = tuple(_message(o, c, d) for o, c, d in self._raw_problems)
+            p = self._cache_problems = tuple(_message(o, c, d) for o, c, d in self.raw_problems)
         return p
 
     @property
     def fatal_problems(self) -> tuple[str, ...]:
         """The problems that make ``parse_vpd(strict=True)`` raise."""
-        return tuple(_message(o, c, d) for o, c, d in self._raw_problems if PROBLEMS[c][0])
+        return tuple(_message(o, c, d) for o, c, d in self.raw_problems if PROBLEMS[c][0])
 
     # -- text accessors ---------------------------------------------------------------------------
-    def _text(self, section: int, keyword: str) -> str | None:
-        if self._table is not None:
-            return _find_text(self._data, self._table, section, keyword)
-        raw = (self._ro if section == _READ_ONLY else self._rw).get(keyword)  # type: ignore[union-attr]
-        return None if raw is None else text(raw)
-
     @property
     def serial_number(self) -> str | None:
         """``SN`` of VPD-R as text: the card serial a compute agent reports."""
-        table = self._table  # the hot path of a scan: one call into the walker's table
-        if table is not None:
-            return _find_text(self._data, table, _READ_ONLY, "SN")
-        return self._text(_READ_ONLY, "SN")
+        return self.find_text(_READ_ONLY, "SN")
 
     @property
     def part_number(self) -> str | None:
-        return self._text(_READ_ONLY, "PN")
+        return self.find_text(_READ_ONLY, "PN")
 
     @property
     def change_level(self) -> str | None:
         """``EC``, the engineering change level."""
-        return self._text(_READ_ONLY, "EC")
+        return self.find_text(_READ_ONLY, "EC")
 
     @property
     def manufacture_id(self) -> str | None:
         """``MN``."""
-        return self._text(_READ_ONLY, "MN")
+        return self.find_text(_READ_ONLY, "MN")
 
     @property
     def asset_tag(self) -> str | None:
         """``YA`` of VPD-W."""
-        return self._text(_READ_WRITE, "YA")
+        return self.find_text(_READ_WRITE, "YA")
 
     @property
     def vendor_fields(self) -> Mapping[str, str]:
@@ -278,14 +240,8 @@ def escape_value(raw: bytes) -> str:
     return "".join(out)
 
 
-_new = object.__new__
-_find_text = _vpd.find_text
-_mapping = _vpd.mapping
+_from_fields = _vpd.from_fields
 _READ_ONLY, _READ_WRITE, _NAME = _vpd.READ_ONLY, _vpd.READ_WRITE, _vpd.NAME
-
-
-def _problem_key(p: tuple[int, int, str | None]) -> tuple[int, int]:
-    return (p[0], p[1])
 
 
 def _indexed_text(section: Mapping[str, bytes], family: str, excluded: str) -> Mapping[str, str]:
@@ -308,17 +264,11 @@ def parse_vpd(data: bytes | bytearray | memoryview, *, strict: bool = False) -> 
     ``strict=True`` raises `VpdFormatError` (with ``.offset``) at the first fatal problem.
     Raises TypeError for anything but bytes, bytearray or memoryview.
     """
-    vpd = _new(Vpd)
-    vpd._data, vpd._table, vpd._checksum, raw_problems = _walk(data)
-    vpd._ro = vpd._rw = vpd._ro_map = vpd._rw_map = vpd._problems = None
-    if raw_problems:
-        if len(raw_problems) > 1:
-            raw_problems.sort(key=_problem_key)
-        if strict:
-            for offset, code, detail in raw_problems:
-                if PROBLEMS[code][0]:
-                    raise VpdFormatError(_message(offset, code, detail), offset)
-    vpd._raw_problems = raw_problems
+    vpd: Vpd = _walk(data, Vpd)
+    if strict and vpd.raw_problems:
+        for offset, code, detail in vpd.raw_problems:
+            if PROBLEMS[code][0]:
+                raise VpdFormatError(_message(offset, code, detail), offset)
     return vpd
 
 

@@ -53,11 +53,10 @@ from tests.strategies import (
 # -- the reference parser as oracle ----------------------------------------------------------------
 def _walk(data) -> tuple:
     """The Cython walk read out into the reference's 5-tuple."""
-    raw, table, checksum, problems = C.parse(data)
-    names = C.fields(raw, table, C.NAME)
-    return (names[-1][1] if names else None, C.fields(raw, table, C.READ_ONLY),
-            C.fields(raw, table, C.READ_WRITE), checksum,
-            sorted(problems, key=lambda p: (p[0], p[1])))
+    blob = C.parse(data)
+    names = blob.fields(C.NAME)
+    return (names[-1][1] if names else None, blob.fields(C.READ_ONLY), blob.fields(C.READ_WRITE),
+            blob.checksum_state, blob.raw_problems)
 
 
 def same_as_reference(data) -> str:
@@ -155,7 +154,7 @@ def _lspci_view(raw_fields) -> list[tuple[str, bytes]]:
 def compare_with_lspci(blob: bytes, dev: lspci_oracle.LspciVpd) -> set[str]:
     """Assert that lspci's view of ``blob`` agrees with parse_vpd; returns what was compared."""
     compared = set()
-    problems = C.parse(blob)[3]
+    problems = C.parse(blob).raw_problems
     if any(code == C.NO_VPD for _, code, _ in problems):
         assert not (dev.names or dev.read_only or dev.read_write or dev.rv or dev.rw or dev.end)
         return {"no-vpd"}
