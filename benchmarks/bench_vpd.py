@@ -49,13 +49,11 @@ BATCH = _batch()
 PARSERS = {"fastvpd": fastvpd.parse_vpd, "reference": reference.parse_vpd}
 
 
-def test_same_results():
-    for blob in (TYPICAL, WORST, *BATCH[:400]):
-        assert fastvpd.parse_vpd(blob) == reference.parse_vpd(blob)
-
-
 @pytest.mark.parametrize("parser", PARSERS)
 def test_typical_dpu(benchmark, parser):
+    if parser == "fastvpd":  # the same results, checked in the benchmark run itself
+        for blob in (TYPICAL, WORST, *BATCH[:400]):
+            assert fastvpd.parse_vpd(blob) == reference.parse_vpd(blob)
     benchmark.group = f"vpd typical ({len(TYPICAL)} B)"
     parse = PARSERS[parser]
     assert benchmark(lambda: parse(TYPICAL).serial_number) == "MT2113X00042"
