@@ -3,7 +3,12 @@
 ``walk(root)`` makes ONE call into C (GIL released) that walks ``<root>/bus/pci/devices`` and
 returns fixed-size records plus one packed byte buffer; this module decodes them in one go.
 
-Device rows (`Walk.devices`), in address order, are tuples of these fields (`DEVICE_FIELDS`):
+The devices come column by column, which is what lets a scan of thousands of VFs skip
+building an object per VF: `Walk.addresses` (``"DDDD:BB:SS.F"``, in address order), the int
+fields in `Walk.columns` (one list per field, index = device), and the strings of the few
+devices that have any in `Walk.extras` (``index -> (driver, netdevs, vpd)``; a device not in it
+has ``(None, (), None)``, as have the VFs the fast path inferred). `Walk.devices` joins them
+into one tuple per device (for tests and debugging), the fields in this order (`DEVICE_FIELDS`):
 
 ====  ==================  =====================================================================
  0    address             ``"DDDD:BB:SS.F"``
@@ -29,8 +34,9 @@ The subsystem vendor and device IDs are not read (the model has no use for them)
 
 A VF filled by the fast path has `F_INFERRED`: vendor, device (``sriov_vf_device``), class and
 numa_node come from its PF (the first VF of each PF, also `F_VERIFIED`, was read and checked) and
-its driver and netdevs were not read; load those in bulk with `details()`. Rows flagged `F_GONE` (vanished during the walk) or `F_BROKEN`
-(entry could not be opened; see the problems) hold no facts.
+its driver and netdevs were not read; load those in bulk with `details()`. Devices flagged
+`F_GONE` (vanished during the walk) or `F_BROKEN` (entry could not be opened; see the problems)
+hold no facts; `Walk.factless` lists their indexes.
 
 `Walk.problems` rows are ``(device_index, attribute, message, path)``; ``device_index`` is -1 for
 host-level problems (entries of ``bus/pci/devices`` that are no PCI address). `Walk.counters`
@@ -43,20 +49,19 @@ import errno as _errno
 import os
 import struct
 from collections.abc import Iterable
+from itertools import compress, count
 from typing import Any, NamedTuple
 
 from ._sysfs import ffi, lib
 from .errors import SysfsError
 
-__all__ = ["DEVICE_FIELDS", "Walk", "walk", "details"]
+__all__ = ["DEVICE_FIELDS", "Columns", "Walk", "walk", "details", "to_rows", "from_rows"]
 
 DEVICE_FIELDS = (
     "address", "vendor", "device", "class_code", "numa_node", "kind", "parent", "vf_num",
     "total_vfs", "num_vfs", "sriov_offset", "sriov_stride", "vf_device", "flags", "driver",
     "netdevs", "vpd",
 )
-
-_ROW_FLAGS, _ROW_DRIVER, _ROW_NETDEVS = (DEVICE_FIELDS.index(n) for n in ("flags", "driver", "netdevs"))
 
 KIND_PLAIN, KIND_PF, KIND_VF = lib.FV_KIND_PLAIN, lib.FV_KIND_PF, lib.FV_KIND_VF
 F_GONE = lib.FV_F_GONE
@@ -65,6 +70,7 @@ F_VERIFIED = lib.FV_F_VERIFIED
 F_DETAILS = lib.FV_F_DETAILS
 F_BROKEN = lib.FV_F_BROKEN
 F_LINKED = lib.FV_F_LINKED
+_NO_FACTS = F_GONE | F_BROKEN
 
 COUNTER_NAMES = ("openat", "getdents64", "readlinkat", "read", "fstat", "close", "close_range")
 
@@ -74,6 +80,7 @@ _N_INTS = 13
 _DRV, _NET, _VPD = 13, 15, 17
 _DEV_FMT = f"={_DEV_INTS}i"
 _DEV_SIZE = struct.calcsize(_DEV_FMT)
+assert struct.calcsize("i") == 4  # the records are read as an array of C ints (memoryview "i")
 _PROB_INTS = 9
 _PROB_FMT = f"={_PROB_INTS}i"
 _PROB_SIZE = struct.calcsize(_PROB_FMT)
@@ -100,12 +107,64 @@ _REASONS = {
 }
 
 
-class Walk(NamedTuple):
-    """The flat result of one walk (see the module docstring for the row layouts)."""
+Netdevs = tuple[tuple[str, str | None], ...]
+# A device's strings, (driver, netdevs, vpd); NO_EXTRA for a device that has none.
+Extra = tuple[str | None, Netdevs, bytes | None]
+NO_EXTRA: Extra = (None, (), None)
 
-    devices: list[tuple[Any, ...]]
+
+class Columns(NamedTuple):
+    """The int fields of the devices (`DEVICE_FIELDS` 1 to 13), one list per field."""
+
+    vendor: list[int]
+    device: list[int]
+    class_code: list[int]
+    numa_node: list[int]
+    kind: list[int]
+    parent: list[int]
+    vf_num: list[int]
+    total_vfs: list[int]
+    num_vfs: list[int]
+    sriov_offset: list[int]
+    sriov_stride: list[int]
+    vf_device: list[int]
+    flags: list[int]
+
+
+assert Columns._fields == DEVICE_FIELDS[1:1 + _N_INTS]
+
+
+class Walk(NamedTuple):
+    """The flat result of one walk (see the module docstring for the layouts)."""
+
+    addresses: list[str]
+    columns: Columns
+    extras: dict[int, Extra]
+    factless: list[int]
     problems: list[tuple[int, str, str, str]]
     counters: dict[str, int]
+
+    @property
+    def devices(self) -> list[tuple[Any, ...]]:
+        """One tuple per device, fields in `DEVICE_FIELDS` order, built anew on each access.
+
+        For tests and debugging: the scanner reads the columns and skips building these.
+        """
+        return to_rows(self.addresses, self.columns, self.extras)
+
+
+def to_rows(addresses: list[str], columns: Columns,
+            extras: dict[int, Extra]) -> list[tuple[Any, ...]]:
+    """The devices as one tuple each, fields in `DEVICE_FIELDS` order."""
+    return [(a, *ints, *extras.get(i, NO_EXTRA))
+            for i, (a, ints) in enumerate(zip(addresses, zip(*columns)))]
+
+
+def from_rows(rows: list[tuple[Any, ...]]) -> tuple[list[str], Columns, dict[int, Extra]]:
+    """The inverse of `to_rows`: addresses, columns and extras of full device tuples."""
+    columns = Columns._make([r[k] for r in rows] for k in range(1, 1 + _N_INTS))
+    extras = {i: (r[-3], r[-2], r[-1]) for i, r in enumerate(rows) if r[-3:] != NO_EXTRA}
+    return [r[0] for r in rows], columns, extras
 
 
 def _strerror(err: int) -> str:
@@ -153,36 +212,41 @@ def _text(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
 
 
-def _decode_rows(res: Any, strings: bytes) -> tuple[list[str], list[tuple[Any, ...]]]:
+def _decode_devices(res: Any, strings: bytes) -> tuple[list[str], Columns, dict[int, Extra]]:
+    """Addresses, int columns and the strings of the devices that have any (see the docstring)."""
     n = res.n_devices
-    if n == 0:
-        return [], []
-    text = ffi.unpack(res.addresses, 12 * n).decode("ascii", "replace")
-    addresses = [text[i:i + 12] for i in range(0, 12 * n, 12)]
-    rows = []
-    append = rows.append
-    records = struct.iter_unpack(_DEV_FMT, ffi.buffer(res.devices, n * _DEV_SIZE)[:])
-    for address, f in zip(addresses, records):
-        if f[_DRV] < 0 and f[_NET] < 0 and f[_VPD] < 0:  # a VF the fast path inferred, mostly
-            append((address, *f[:_N_INTS], None, (), None))
-            continue
-        driver = _text(strings[f[_DRV]:f[_DRV] + f[_DRV + 1]]) if f[_DRV] >= 0 else None
-        netdevs: tuple[tuple[str, str | None], ...] = ()
-        if f[_NET] >= 0 and f[_NET + 1] > 0:
-            lines = []
-            for line in strings[f[_NET]:f[_NET] + f[_NET + 1]].split(b"\n")[:-1]:
-                name, _, mac = line.partition(b"\t")
-                lines.append((_text(name), mac.decode("ascii") if mac else None))
-            lines.sort()
-            netdevs = tuple(lines)
-        vpd = strings[f[_VPD]:f[_VPD] + f[_VPD + 1]] if f[_VPD] >= 0 else None
-        append((address, *f[:_N_INTS], driver, netdevs, vpd))
-    return addresses, rows
+    # 12 ASCII bytes each, no separator; the walker lists only well-formed PCI addresses.
+    packed = ffi.buffer(res.addresses, 12 * n)
+    addresses = list(map(bytes.decode, struct.unpack("12s" * n, packed)))
+    ints = memoryview(ffi.buffer(res.devices, n * _DEV_SIZE)[:]).cast("i")
+    columns = Columns._make(ints[k::_DEV_INTS].tolist() for k in range(_N_INTS))
+    extras: dict[int, Extra] = {}
+    # Offsets are -1 (nothing read) or >= 0: most rows, the inferred VFs, have all three -1.
+    for i, d, nd, v in zip(count(), ints[_DRV::_DEV_INTS], ints[_NET::_DEV_INTS],
+                           ints[_VPD::_DEV_INTS]):
+        if d >= 0 or nd >= 0 or v >= 0:
+            extras[i] = _extra(strings, *ints[i * _DEV_INTS + _DRV:(i + 1) * _DEV_INTS])
+    return addresses, columns, extras
+
+
+def _extra(strings: bytes, d_off: int, d_len: int, n_off: int, n_len: int, v_off: int,
+           v_len: int) -> Extra:
+    driver = _text(strings[d_off:d_off + d_len]) if d_off >= 0 else None
+    netdevs: Netdevs = ()
+    if n_off >= 0 and n_len > 0:
+        lines = []
+        for line in strings[n_off:n_off + n_len].split(b"\n")[:-1]:
+            name, _, mac = line.partition(b"\t")
+            lines.append((_text(name), mac.decode("ascii") if mac else None))
+        lines.sort()
+        netdevs = tuple(lines)
+    vpd = strings[v_off:v_off + v_len] if v_off >= 0 else None
+    return driver, netdevs, vpd
 
 
 def _decode_problems(res: Any, strings: bytes, base: str,
                      addresses: list[str]) -> list[tuple[int, str, str, str]]:
-    out = []
+    out: list[tuple[int, str, str, str]] = []
     n = res.n_problems
     if n == 0:
         return out
@@ -236,10 +300,11 @@ def walk(root: str | os.PathLike[str], *, read_vpd: bool = True, vf_vpd: bool = 
     try:
         _check(res, root_s)
         strings = ffi.buffer(res.strings, res.strings_len)[:] if res.strings_len else b""
-        addresses, rows = _decode_rows(res, strings)
+        addresses, columns, extras = _decode_devices(res, strings)
+        factless = list(compress(count(), map(_NO_FACTS.__and__, columns.flags)))
         base = os.path.join(root_s, "bus", "pci", "devices")
         problems = _decode_problems(res, strings, base, addresses)
-        return Walk(rows, problems, _counters(res))
+        return Walk(addresses, columns, extras, factless, problems, _counters(res))
     finally:
         if res != ffi.NULL:
             lib.fv_free(res)
@@ -247,8 +312,7 @@ def walk(root: str | os.PathLike[str], *, read_vpd: bool = True, vf_vpd: bool = 
 
 def details(root: str | os.PathLike[str], addresses: Iterable[str], *,
             counters: dict[str, int] | None = None,
-            ) -> dict[str, tuple[str | None, tuple[tuple[str, str | None], ...],
-                                 list[tuple[str, str, str]]]]:
+            ) -> dict[str, tuple[str | None, Netdevs, list[tuple[str, str, str]]]]:
     """Driver, netdevs and problems of many devices in one C call.
 
     For the VFs the fast path of `walk` inferred: ``address -> (driver, ((ifname, mac), ...),
@@ -262,22 +326,23 @@ def details(root: str | os.PathLike[str], addresses: Iterable[str], *,
     try:
         _check(res, root_s)
         strings = ffi.buffer(res.strings, res.strings_len)[:] if res.strings_len else b""
-        _, rows = _decode_rows(res, strings)
+        _, columns, extras = _decode_devices(res, strings)
         base = os.path.join(root_s, "bus", "pci", "devices")
         problems: dict[int, list[tuple[str, str, str]]] = {}
         for index, attribute, message, path in _decode_problems(res, strings, base, wanted):
             problems.setdefault(index, []).append((attribute, message, path))
         if counters is not None:
             counters.update(_counters(res))
-        out = {}
-        for i, r in enumerate(rows):
+        out: dict[str, tuple[str | None, Netdevs, list[tuple[str, str, str]]]] = {}
+        for i, flags in enumerate(columns.flags):
             mine = problems.get(i, [])
-            if r[_ROW_FLAGS] & (F_GONE | F_BROKEN) or not r[_ROW_FLAGS] & F_DETAILS:
+            if flags & _NO_FACTS or not flags & F_DETAILS:
                 if not mine:
                     mine = [("entry", "gone since the scan", os.path.join(base, wanted[i]))]
                 out[wanted[i]] = (None, (), mine)
             else:
-                out[wanted[i]] = (r[_ROW_DRIVER], r[_ROW_NETDEVS], mine)
+                driver, netdevs, _ = extras.get(i, NO_EXTRA)
+                out[wanted[i]] = (driver, netdevs, mine)
         return out
     finally:
         if res != ffi.NULL:

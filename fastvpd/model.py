@@ -1,8 +1,8 @@
-"""The object model: PCI addresses, devices and a host inventory, built from the walker's flat rows.
+"""The object model: PCI addresses, devices and a host inventory, built from the walker's columns.
 
-`Inventory` keeps the flat rows the C walker returned and makes a `PciDevice` only when one is
-asked for, so that a scan of thousands of VFs does not pay for objects nobody reads; `to_nova()`
-works straight from the rows.
+`Inventory` keeps the flat columns the C walker returned and makes a `PciDevice` only when one
+is asked for, so that a scan of thousands of VFs does not pay for objects nobody reads;
+`to_nova()` works straight from the columns.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from itertools import count
 from types import MappingProxyType
 from typing import Any
 
@@ -180,20 +181,31 @@ class Inventory(Mapping[str, PciDevice]):
     ``counters`` the syscalls the walk made.
     """
 
-    def __init__(self, rows: list[tuple[Any, ...]], device_problems: Mapping[int, tuple[str, ...]],
+    def __init__(self, addresses: list[str], columns: _walk.Columns,
+                 extras: Mapping[int, _walk.Extra], device_problems: Mapping[int, tuple[str, ...]],
                  host_problems: tuple[str, ...] = (), counters: Mapping[str, int] | None = None,
                  sysfs: str | None = None, details_loader: Any = None) -> None:
-        self._rows = rows
-        self._index = {row[0]: i for i, row in enumerate(rows)}
+        """From the walker's columns (fastvpd._walk), device ``i`` being ``addresses[i]``."""
+        self._addresses = addresses
+        self._cols = columns
+        self._extras = dict(extras)
+        self._index_cache: dict[str, int] | None = None
         self._device_problems = dict(device_problems)
         self.problems = host_problems
         self.counters = MappingProxyType(dict(counters or {}))
         self.sysfs = sysfs
         self._details_loader = details_loader
-        self._devices: list[PciDevice | None] = [None] * len(rows)
-        self._vpds: list[Vpd | None | bool] = [False] * len(rows)  # False: not parsed yet
+        self._devices: dict[int, PciDevice] = {}
+        self._vpds: dict[int, Vpd | None] = {}
         self._cards: Mapping[str, tuple[PciDevice, ...]] | None = None
         self._netdev_index: dict[str, str] | None = None
+
+    @property
+    def _index(self) -> dict[str, int]:
+        """Address -> device index, built on first use (to_nova has no need for it)."""
+        if self._index_cache is None:
+            self._index_cache = dict(zip(self._addresses, range(len(self._addresses))))
+        return self._index_cache
 
     # -- Mapping ----------------------------------------------------------------------------------
     def __getitem__(self, address: str) -> PciDevice:
@@ -203,32 +215,34 @@ class Inventory(Mapping[str, PciDevice]):
         return self._device(i)
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._addresses)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
+        return iter(self._addresses)
 
     def __contains__(self, address: object) -> bool:
         return address in self._index
 
     def __repr__(self) -> str:
-        pfs = sum(1 for r in self._rows if r[_KIND] == 1)
-        vfs = sum(1 for r in self._rows if r[_KIND] == 2)
-        return f"<Inventory {len(self)} functions: {pfs} PFs, {vfs} VFs; sysfs={self.sysfs!r}>"
+        kind = self._cols.kind
+        return (f"<Inventory {len(self)} functions: {kind.count(1)} PFs, {kind.count(2)} VFs; "
+                f"sysfs={self.sysfs!r}>")
 
     # -- queries ----------------------------------------------------------------------------------
     def pfs(self) -> tuple[PciDevice, ...]:
         """Every SR-IOV physical function, in address order."""
-        return tuple(self._device(i) for i, r in enumerate(self._rows) if r[_KIND] == 1)
+        return tuple(self._device(i) for i, k in enumerate(self._cols.kind) if k == 1)
 
     def vfs(self, pf_address: str | None = None) -> tuple[PciDevice, ...]:
         """Every VF (in address order), or the VFs of one PF in ``vf_num`` order."""
+        c = self._cols
         if pf_address is None:
-            return tuple(self._device(i) for i, r in enumerate(self._rows) if r[_KIND] == 2)
+            return tuple(self._device(i) for i, k in enumerate(c.kind) if k == 2)
         p = self._index.get(pf_address)
         if p is None:
             raise DeviceNotFound(pf_address)
-        mine = [(r[_VF_NUM], i) for i, r in enumerate(self._rows) if r[_KIND] == 2 and r[_PARENT] == p]
+        mine = [(n, i) for i, (k, parent, n) in enumerate(zip(c.kind, c.parent, c.vf_num))
+                if k == 2 and parent == p]
         mine.sort()
         return tuple(self._device(i) for _, i in mine)
 
@@ -237,7 +251,7 @@ class Inventory(Mapping[str, PciDevice]):
         """Card serial number -> every PF and VF reporting it, in address order."""
         if self._cards is None:
             cards: dict[str, list[PciDevice]] = {}
-            for i in range(len(self._rows)):
+            for i in range(len(self)):
                 serial = self._serial(i)
                 if serial:
                     cards.setdefault(serial, []).append(self._device(i))
@@ -248,9 +262,9 @@ class Inventory(Mapping[str, PciDevice]):
         """The PCI function that owns netdev ``ifname``; DeviceNotFound when none does."""
         if self._netdev_index is None:
             index: dict[str, str] = {}
-            for address in self._index:
-                for name in self[address].netdevs:
-                    index.setdefault(name, address)
+            for owner in self._addresses:
+                for name in self[owner].netdevs:
+                    index.setdefault(name, owner)
             self._netdev_index = index
         address = self._netdev_index.get(ifname)
         if address is None:
@@ -263,117 +277,125 @@ class Inventory(Mapping[str, PciDevice]):
         A function whose vendor or device ID could not be read is left out (Nova cannot track
         it); it is still in the inventory with its problems.
         """
-        rows = self._rows
-        serial_of = self._serial
-        # Per PF, what all its VFs share: a dict to copy, the PF MAC and the card serial. A
-        # host's VFs are nearly all alike, so the common case is one dict copy and three stores.
+        c, extras = self._cols, self._extras
+        addresses = self._addresses
+        # Every dev_id in one go: one join, one translate, one split instead of one each per VF.
+        dev_ids = ("pci_" + "\npci_".join(addresses)).translate(_DEV_ID_TABLE).split("\n")
+        own_vpd = {i for i, (_, _, vpd) in extras.items() if vpd is not None}
+        # Per PF, what all its VFs share: a dict to copy, the IDs it was made for, the PF MAC and
+        # the card serial. A host's VFs are nearly all alike and come PF by PF, so the common
+        # case is: same PF as the row before, one dict copy, two stores and the capabilities.
         shared: dict[int, tuple[dict[str, Any], int, int, int, str | None, str | None]] = {}
+        last = -2  # the PF whose template is at hand; no row has parent -2
+        template: dict[str, Any] = {}
+        t_vendor = t_device = t_numa = -1
+        pf_mac = serial = None
         out: list[dict[str, Any]] = []
         append = out.append
-        for i, r in enumerate(rows):
-            vendor, device, kind, numa = r[_VENDOR], r[_DEVICE], r[_KIND], r[_NUMA]
-            if vendor < 0 or device < 0:
-                continue
-            p = r[_PARENT]
-            if kind == 2 and p >= 0 and r[_VPD] is None:
+        for i, address, dev_id, vendor, device, numa, kind, p, vf_num in zip(
+                count(), addresses, dev_ids, c.vendor, c.device, c.numa_node, c.kind, c.parent,
+                c.vf_num):
+            if p != last and kind == 2 and p >= 0 and vendor >= 0 and device >= 0:
                 pf = shared.get(p)
                 if pf is None:
                     pf = shared[p] = self._vf_template(p, vendor, device, numa)
                 template, t_vendor, t_device, t_numa, pf_mac, serial = pf
-                vf_num = r[_VF_NUM]
-                if vendor == t_vendor and device == t_device and numa == t_numa and vf_num >= 0:
-                    d = template.copy()
-                    address = r[0]
-                    d["dev_id"] = "pci_" + address.translate(_DEV_ID_TABLE)
-                    d["address"] = address
-                    caps: dict[str, Any] = {}
-                    if pf_mac is not None:
-                        caps["sriov"] = {"pf_mac_address": pf_mac, "vf_num": vf_num}
-                    if serial:
-                        caps["vpd"] = {"card_serial_number": serial}
-                    if caps:
-                        d["capabilities"] = caps
-                    append(d)
-                    continue
-            parent_addr = parent_ifname = pf_mac = mac = None
+                last = p
+            if (p == last and vendor == t_vendor and device == t_device and numa == t_numa
+                    and vf_num >= 0 and i not in own_vpd):
+                d = template.copy()
+                d["dev_id"] = dev_id
+                d["address"] = address
+                if pf_mac is not None:
+                    sriov = {"pf_mac_address": pf_mac, "vf_num": vf_num}
+                    d["capabilities"] = ({"sriov": sriov, "vpd": {"card_serial_number": serial}}
+                                         if serial else {"sriov": sriov})
+                elif serial:
+                    d["capabilities"] = {"vpd": {"card_serial_number": serial}}
+                append(d)
+                continue
+            if vendor < 0 or device < 0:
+                continue
+            parent_addr = parent_ifname = parent_mac = mac = None
             if kind == 2 and p >= 0:
-                pf_row = rows[p]
-                parent_addr = pf_row[0]
-                if pf_row[_NETDEVS]:
-                    parent_ifname, pf_mac = pf_row[_NETDEVS][0]
-            elif kind == 1 and r[_NETDEVS]:
-                mac = r[_NETDEVS][0][1]
-            append(_nova_dict(r[0], _hex4(vendor), _hex4(device), None if numa < 0 else numa,
+                parent_addr = addresses[p]
+                pf_netdevs = extras.get(p, _walk.NO_EXTRA)[1]
+                if pf_netdevs:
+                    parent_ifname, parent_mac = pf_netdevs[0]
+            elif kind == 1:
+                netdevs = extras.get(i, _walk.NO_EXTRA)[1]
+                if netdevs:
+                    mac = netdevs[0][1]
+            append(_nova_dict(address, _hex4(vendor), _hex4(device), None if numa < 0 else numa,
                               _DEV_TYPES[kind], parent_addr, parent_ifname,
-                              None if r[_VF_NUM] < 0 else r[_VF_NUM], pf_mac, serial_of(i), mac))
+                              None if vf_num < 0 else vf_num, parent_mac, self._serial(i), mac))
         return out
 
     def _vf_template(self, p: int, vendor: int, device: int, numa: int,
                      ) -> tuple[dict[str, Any], int, int, int, str | None, str | None]:
-        """The Nova dict a VF of PF row ``p`` with these IDs has, but for its own address."""
-        pf_row = self._rows[p]
-        ifname, pf_mac = pf_row[_NETDEVS][0] if pf_row[_NETDEVS] else (None, None)
+        """The Nova dict a VF of PF ``p`` with these IDs has, but for its own address."""
+        netdevs = self._extras.get(p, _walk.NO_EXTRA)[1]
+        ifname, pf_mac = netdevs[0] if netdevs else (None, None)
         template = _nova_dict("", _hex4(vendor), _hex4(device), None if numa < 0 else numa,
-                              TYPE_VF, pf_row[0], ifname, None, None, None, None)
+                              TYPE_VF, self._addresses[p], ifname, None, None, None, None)
         return template, vendor, device, numa, pf_mac, self._serial(p)
 
     # -- building ---------------------------------------------------------------------------------
     def _vpd(self, i: int) -> Vpd | None:
-        v = self._vpds[i]
-        if v is False:
-            raw = self._rows[i][_VPD]
-            v = None if raw is None else parse_vpd(raw)
-            self._vpds[i] = v
-        return v  # type: ignore[return-value]
+        try:
+            return self._vpds[i]
+        except KeyError:
+            raw = self._extras.get(i, _walk.NO_EXTRA)[2]
+            v = self._vpds[i] = None if raw is None else parse_vpd(raw)
+            return v
 
     def _serial(self, i: int) -> str | None:
         vpd = self._vpd(i)
         serial = vpd.serial_number if vpd is not None else None
         if not serial:
-            r = self._rows[i]
-            if r[_KIND] == 2 and r[_PARENT] >= 0:
-                return self._serial(r[_PARENT])
+            c = self._cols
+            if c.kind[i] == 2 and c.parent[i] >= 0:
+                return self._serial(c.parent[i])
             return None
         return serial
 
     def _device(self, i: int) -> PciDevice:
-        dev = self._devices[i]
+        dev = self._devices.get(i)
         if dev is None:
             dev = self._devices[i] = self._build(i)
         return dev
 
     def _build(self, i: int) -> PciDevice:
-        rows = self._rows
-        r = rows[i]
-        if r[_FLAGS] & FLAG_INFERRED and self._details_loader is not None:
+        c = self._cols
+        if c.flags[i] & FLAG_INFERRED and self._details_loader is not None:
             self._load_details()
-            r = rows[i]
-        kind = r[_KIND]
-        netdevs = r[_NETDEVS]
+        kind, parent = c.kind[i], c.parent[i]
+        driver, netdevs, _ = self._extras.get(i, _walk.NO_EXTRA)
         parent_addr = parent_ifname = pf_mac = None
-        if kind == 2 and r[_PARENT] >= 0:
-            pf = rows[r[_PARENT]]
-            parent_addr = pf[0]
-            if pf[_NETDEVS]:
-                parent_ifname, pf_mac = pf[_NETDEVS][0]
+        if kind == 2 and parent >= 0:
+            parent_addr = self._addresses[parent]
+            pf_netdevs = self._extras.get(parent, _walk.NO_EXTRA)[1]
+            if pf_netdevs:
+                parent_ifname, pf_mac = pf_netdevs[0]
         vpd = self._vpd(i)
         problems = self._device_problems.get(i, ())
         if vpd is not None and vpd.problems:
             problems = problems + tuple("vpd: " + p for p in vpd.problems)
-        numa = r[_NUMA]
+        numa, klass, vf_num = c.numa_node[i], c.class_code[i], c.vf_num[i]
+        total_vfs, num_vfs = c.total_vfs[i], c.num_vfs[i]
         return PciDevice(
-            address=r[0],
-            vendor_id=_hex4(r[_VENDOR]),
-            product_id=_hex4(r[_DEVICE]),
-            class_code=None if r[_CLASS] < 0 else r[_CLASS],
+            address=self._addresses[i],
+            vendor_id=_hex4(c.vendor[i]),
+            product_id=_hex4(c.device[i]),
+            class_code=None if klass < 0 else klass,
             dev_type=_DEV_TYPES[kind],
             parent_addr=parent_addr,
-            vf_num=None if r[_VF_NUM] < 0 else r[_VF_NUM],
-            total_vfs=r[_TOTAL_VFS] if kind == 1 and r[_TOTAL_VFS] >= 0 else None,
-            num_vfs=r[_NUM_VFS] if kind == 1 and r[_NUM_VFS] >= 0 else None,
+            vf_num=None if vf_num < 0 else vf_num,
+            total_vfs=total_vfs if kind == 1 and total_vfs >= 0 else None,
+            num_vfs=num_vfs if kind == 1 and num_vfs >= 0 else None,
             vf_product_id=self._vf_product_id(i) if kind == 1 else None,
             numa_node=None if numa < 0 else numa,
-            driver=r[_DRIVER],
+            driver=driver,
             netdevs=tuple(name for name, _ in netdevs),
             mac_address=netdevs[0][1] if netdevs else None,
             vpd=vpd,
@@ -384,12 +406,13 @@ class Inventory(Mapping[str, PciDevice]):
         )
 
     def _vf_product_id(self, i: int) -> str | None:
-        r = self._rows[i]
-        if r[_VF_DEVICE] >= 0:
-            return _hex4(r[_VF_DEVICE])
-        for other in self._rows:  # older kernels: no sriov_vf_device; any VF of this PF tells
-            if other[_KIND] == 2 and other[_PARENT] == i and other[_DEVICE] >= 0:
-                return _hex4(other[_DEVICE])
+        c = self._cols
+        if c.vf_device[i] >= 0:
+            return _hex4(c.vf_device[i])
+        # older kernels: no sriov_vf_device; any VF of this PF tells
+        for kind, parent, device in zip(c.kind, c.parent, c.device):
+            if kind == 2 and parent == i and device >= 0:
+                return _hex4(device)
         return None
 
     def _load_details(self) -> None:
@@ -399,11 +422,10 @@ class Inventory(Mapping[str, PciDevice]):
         device's problems, as it would had the scan read the VF itself.
         """
         loader, self._details_loader = self._details_loader, None
-        wanted = [r[0] for r in self._rows if r[_FLAGS] & FLAG_INFERRED]
+        wanted = [a for a, f in zip(self._addresses, self._cols.flags) if f & FLAG_INFERRED]
         for address, (driver, netdevs, problems) in loader(wanted).items():
             i = self._index[address]
-            r = self._rows[i]
-            self._rows[i] = r[:_DRIVER] + (driver, netdevs) + r[_NETDEVS + 1:]
+            self._extras[i] = (driver, netdevs, self._extras.get(i, _walk.NO_EXTRA)[2])
             if problems:
                 self._device_problems[i] = self._device_problems.get(i, ()) + tuple(
                     problem_text(*p) for p in problems)
@@ -414,7 +436,4 @@ def problem_text(attribute: str, message: str, path: str) -> str:
     return f"{attribute}: {message} ({path})"
 
 
-# Field positions of a walker row (fastvpd._walk.DEVICE_FIELDS).
-(_ADDR, _VENDOR, _DEVICE, _CLASS, _NUMA, _KIND, _PARENT, _VF_NUM, _TOTAL_VFS, _NUM_VFS, _OFFSET,
- _STRIDE, _VF_DEVICE, _FLAGS, _DRIVER, _NETDEVS, _VPD) = range(len(_walk.DEVICE_FIELDS))
 FLAG_INFERRED = _walk.F_INFERRED

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from . import _walk
 from .model import Inventory, problem_text
 
 __all__ = ["scan"]
-
-_NO_FACTS = _walk.F_GONE | _walk.F_BROKEN
-_FLAGS, _PARENT = _walk.DEVICE_FIELDS.index("flags"), _walk.DEVICE_FIELDS.index("parent")
 
 
 def scan(sysfs: str | os.PathLike[str] = "/sys", *, read_vpd: bool = True,
@@ -29,33 +25,37 @@ def scan(sysfs: str | os.PathLike[str] = "/sys", *, read_vpd: bool = True,
     """
     root = os.fspath(sysfs)
     walk = _walk.walk(root, read_vpd=read_vpd, vf_vpd=vf_vpd)
-    rows, renumber = _drop_factless(walk.devices)
+    addresses, columns, extras = walk.addresses, walk.columns, walk.extras
+    new_index: list[int] | None = None
+    if walk.factless:
+        addresses, columns, extras, new_index = _drop_factless(walk)
     per_device: dict[int, list[str]] = {}
     host: list[str] = []
     for index, attribute, message, path in walk.problems:
         text = problem_text(attribute, message, path)
-        new = renumber(index) if index >= 0 else -1
+        new = index if index < 0 or new_index is None else new_index[index]
         if new < 0:
-            host.append(f"{walk.devices[index][0]}: {text}" if index >= 0 else text)
+            host.append(f"{walk.addresses[index]}: {text}" if index >= 0 else text)
         else:
             per_device.setdefault(new, []).append(text)
-    return Inventory(rows, {i: tuple(p) for i, p in per_device.items()}, tuple(host),
-                     walk.counters, root,
-                     details_loader=lambda addresses: _walk.details(root, addresses))
+    return Inventory(addresses, columns, extras, {i: tuple(p) for i, p in per_device.items()},
+                     tuple(host), walk.counters, root,
+                     details_loader=lambda wanted: _walk.details(root, wanted))
 
 
-def _drop_factless(rows: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], Any]:
-    """Leave out rows that hold no facts; returns the rows and an old -> new index map (-1: gone)."""
-    if not any(r[_FLAGS] & _NO_FACTS for r in rows):
-        return rows, lambda i: i
-    new_index: dict[int, int] = {}
-    for i, r in enumerate(rows):
-        if not r[_FLAGS] & _NO_FACTS:
-            new_index[i] = len(new_index)
-    kept = []
-    for i in new_index:
-        r = rows[i]
-        if r[_PARENT] >= 0:
-            r = r[:_PARENT] + (new_index.get(r[_PARENT], -1),) + r[_PARENT + 1:]
-        kept.append(r)
-    return kept, lambda i: new_index.get(i, -1)
+def _drop_factless(walk: _walk.Walk,
+                   ) -> tuple[list[str], _walk.Columns, dict[int, _walk.Extra], list[int]]:
+    """Leave out the rows that hold no facts; also returns old -> new index (-1: left out)."""
+    gone = set(walk.factless)
+    new_index: list[int] = []
+    keep: list[int] = []
+    for i in range(len(walk.addresses)):
+        if i in gone:
+            new_index.append(-1)
+        else:
+            new_index.append(len(keep))
+            keep.append(i)
+    columns = _walk.Columns._make([col[i] for i in keep] for col in walk.columns)
+    columns = columns._replace(parent=[-1 if p < 0 else new_index[p] for p in columns.parent])
+    extras = {new_index[i]: e for i, e in walk.extras.items() if new_index[i] >= 0}
+    return [walk.addresses[i] for i in keep], columns, extras, new_index

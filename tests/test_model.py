@@ -7,6 +7,7 @@ import json
 import pytest
 
 import fastvpd
+from fastvpd import _walk
 from fastvpd.model import FLAG_INFERRED, Inventory, PciAddress, PciDevice
 from fastvpd.samples import dpu_vpd
 
@@ -30,7 +31,8 @@ def small_host(pf_netdev=True, vf_vpd=None):
             netdevs=[("ens1f0v0", "aa:00:00:00:00:00")], vpd=vf_vpd),
         row("0000:82:00.3", device=0x101E, kind=2, parent=1, vf_num=1, numa=1),
     ]
-    return Inventory(rows, {3: ("numa_node: unreadable (/x)",)}, ("host thing",), {"openat": 3})
+    return Inventory(*_walk.from_rows(rows), {3: ("numa_node: unreadable (/x)",)}, ("host thing",),
+                     {"openat": 3})
 
 
 def test_pci_address_parses_formats_and_rejects():
@@ -106,6 +108,39 @@ def test_to_nova_equals_per_device_nova_dicts():
     assert inv.to_nova() == [inv[a].nova_dict() for a in inv]
 
 
+def test_to_nova_per_pf_shortcut_handles_odd_vfs():
+    """to_nova copies one dict per PF for its VFs; every VF that differs must not get it."""
+    vf = dict(device=0x101E, kind=2)
+    rows = [
+        row("0000:03:00.0", device=0x0001, klass=0x010802, driver="nvme"),
+        row("0000:82:00.0", kind=1, total_vfs=8, num_vfs=6, netdevs=[("p0", PF_MAC)],
+            vpd=dpu_vpd("MT2113X00001")),
+        row("0000:82:00.1", kind=1, total_vfs=8, num_vfs=3),  # no netdev, no VPD
+        row("0000:82:00.2", **vf, parent=1, vf_num=0),
+        row("0000:82:00.3", **vf, parent=2, vf_num=0),  # the PFs' VFs interleave
+        row("0000:82:00.4", **vf, parent=1, vf_num=1, vendor=-1),  # unknown vendor: left out
+        row("0000:82:00.5", **vf, parent=2, vf_num=1, numa=1),  # another NUMA node
+        row("0000:82:00.6", **vf, parent=1, vf_num=-1),  # orphan: no VF number
+        row("0000:82:00.7", **vf, parent=1, vf_num=2, vpd=dpu_vpd("VFSERIAL01")),
+        row("0000:82:01.0", kind=2, parent=1, vf_num=3, device=-1),  # unknown device: left out
+        row("0000:82:01.1", **vf, parent=2, vf_num=2),
+        row("0000:82:01.2", **vf, parent=1, vf_num=4, numa=-1),
+        row("0000:82:01.3", **vf, parent=1, vf_num=5),
+        row("0000:83:00.0", kind=1, total_vfs=8, num_vfs=2, netdevs=[("q0", PF_MAC)]),
+        row("0000:83:00.2", **vf, parent=13, vf_num=0, vendor=-1),  # the PF's first VF is odd
+        row("0000:83:00.3", **vf, parent=13, vf_num=1),
+    ]
+    inv = Inventory(*_walk.from_rows(rows), {})
+    nova = inv.to_nova()
+    assert nova == [inv[a].nova_dict() for a in inv
+                    if inv[a].vendor_id is not None and inv[a].product_id is not None]
+    assert len(nova) == len(rows) - 3
+    caps = [d["capabilities"] for d in nova if "capabilities" in d]
+    inner = [v for c in caps for v in c.values()]
+    assert len(caps) == 7 and {id(c) for c in caps}.isdisjoint({id(d) for d in nova})
+    assert len({id(x) for x in caps + inner}) == len(caps + inner)  # no dict shared between two
+
+
 def test_inventory_mapping_and_queries():
     inv = small_host()
     assert len(inv) == 4 and list(inv) == sorted(inv)
@@ -138,7 +173,7 @@ def test_vpd_problems_are_kept_on_the_device():
     blob = bytearray(dpu_vpd("MT2113X00001"))
     blob[-2] ^= 1  # break the checksum
     rows = [row("0000:82:00.0", vpd=bytes(blob))]
-    dev = Inventory(rows, {})["0000:82:00.0"]
+    dev = Inventory(*_walk.from_rows(rows), {})["0000:82:00.0"]
     assert dev.card_serial_number == "MT2113X00001"
     assert any(p.startswith("vpd: ") and "checksum" in p for p in dev.problems)
 
@@ -156,7 +191,7 @@ def test_inferred_vf_details_are_loaded_once_in_bulk():
     rows = [row("0000:82:00.0", kind=1, total_vfs=4, num_vfs=2, netdevs=[("p0", PF_MAC)]),
             row("0000:82:00.2", kind=2, parent=0, vf_num=0, flags=FLAG_INFERRED, driver=None),
             row("0000:82:00.3", kind=2, parent=0, vf_num=1, flags=FLAG_INFERRED, driver=None)]
-    inv = Inventory(rows, {}, details_loader=loader)
+    inv = Inventory(*_walk.from_rows(rows), {}, details_loader=loader)
     assert inv.to_nova()[1]["capabilities"]["sriov"] == {"pf_mac_address": PF_MAC, "vf_num": 0}
     assert calls == []  # Nova's dicts need no per-VF reads
     assert inv["0000:82:00.3"].netdevs == ("v3",)

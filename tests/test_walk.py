@@ -254,6 +254,29 @@ def test_pf_without_offset_and_stride_falls_back_to_links(tree: Tree) -> None:
     assert len(w.problems) == 1
 
 
+def test_columns_extras_and_devices(tree: Tree) -> None:
+    """The columnar layout: strings only for the devices that have any, factless rows listed."""
+    br = tree.bridge("0000:00:02.0")
+    vfs = tree.pf("0000:82:00.0", 4, under=br, vpd=vpd_blob("SN1"))
+    tree.fn("0000:03:00.0", under=br, driver="igb", netdevs=(("eno1", "3c:ec:ef:00:00:01"),))
+    (tree.devices / "0000:05:00.0").symlink_to("../../../devices/pci0000:00/0000:05:00.0")
+    w = _walk.walk(tree.root)
+    rows = w.devices
+    assert [r[ADDR] for r in rows] == w.addresses and len(rows) == 9
+    assert all(len(col) == len(rows) for col in w.columns)
+    assert [tuple(col) for col in w.columns] == list(zip(*rows))[1:14]
+    at = w.addresses.index
+    assert w.factless == [at("0000:05:00.0")] and rows[at("0000:05:00.0")][FLAGS] & F_BROKEN
+    assert not {at(v) for v in vfs} & set(w.extras)  # inferred VFs: nothing read, no entry
+    assert w.extras[at("0000:82:00.0")] == ("mlx5_core", (("p820", "b8:ce:f6:00:82:00"),),
+                                            vpd_blob("SN1"))
+    assert w.extras[at("0000:03:00.0")] == ("igb", (("eno1", "3c:ec:ef:00:00:01"),), None)
+    for i, r in enumerate(rows):
+        assert r[DRIVER:] == w.extras.get(i, (None, (), None))
+    assert _walk.to_rows(*_walk.from_rows(rows)) == rows
+    assert _walk.from_rows([]) == ([], _walk.Columns(*[[]] * 13), {})
+
+
 def test_pf_with_no_vfs_enabled(tree: Tree) -> None:
     tree.pf("0000:82:00.0", 0, total=16)
     w = _walk.walk(tree.root)
