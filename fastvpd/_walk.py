@@ -49,7 +49,7 @@ import errno as _errno
 import os
 import struct
 from collections.abc import Iterable
-from itertools import compress, count
+from itertools import count
 from typing import Any, NamedTuple
 
 from ._sysfs import ffi, lib
@@ -301,7 +301,10 @@ def walk(root: str | os.PathLike[str], *, read_vpd: bool = True, vf_vpd: bool = 
         _check(res, root_s)
         strings = ffi.buffer(res.strings, res.strings_len)[:] if res.strings_len else b""
         addresses, columns, extras = _decode_devices(res, strings)
-        factless = list(compress(count(), map(_NO_FACTS.__and__, columns.flags)))
+        flags = columns.flags
+        # A host has a handful of distinct flag values: look at those before at every row.
+        factless = ([i for i, f in enumerate(flags) if f & _NO_FACTS]
+                    if any(f & _NO_FACTS for f in set(flags)) else [])
         base = os.path.join(root_s, "bus", "pci", "devices")
         problems = _decode_problems(res, strings, base, addresses)
         return Walk(addresses, columns, extras, factless, problems, _counters(res))
