@@ -180,8 +180,8 @@ def _gc_paused() -> Iterator[None]:
     """Hold the cyclic garbage collector off while building many small dicts.
 
     CPython starts a collection every 700 container allocations, whether or not they can form a
-    cycle: with to_nova's four dicts per VF it spent nearly as long collecting as building, more
-    where a big heap makes the full collections slow. Those dicts form no cycle, so nothing is
+    cycle: to_nova's four dicts per VF then cost about half as much again in collections, and
+    more where a big heap makes the full ones slow. Those dicts form no cycle, so nothing is
     lost; the collector runs at its next trigger. If it was disabled it stays so.
     """
     if not gc.isenabled():
