@@ -7,10 +7,8 @@ is asked for, so that a scan of thousands of VFs does not pay for objects nobody
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import count
 from types import MappingProxyType
@@ -175,25 +173,6 @@ def _hex4(value: int) -> str | None:
     return text
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Hold the cyclic garbage collector off while building many small dicts.
-
-    CPython starts a collection every 700 container allocations, whether or not they can form a
-    cycle: to_nova's four dicts per VF then cost about half as much again in collections, and
-    more where a big heap makes the full ones slow. Those dicts form no cycle, so nothing is
-    lost; the collector runs at its next trigger. If it was disabled it stays so.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 class Inventory(Mapping[str, PciDevice]):
     """A read-only mapping ``address -> PciDevice`` of one scan, in address order.
 
@@ -298,10 +277,6 @@ class Inventory(Mapping[str, PciDevice]):
         A function whose vendor or device ID could not be read is left out (Nova cannot track
         it); it is still in the inventory with its problems.
         """
-        with _gc_paused():
-            return self._nova_dicts()
-
-    def _nova_dicts(self) -> list[dict[str, Any]]:
         c, extras = self._cols, self._extras
         addresses = self._addresses
         # Every dev_id in one go: one join, one translate, one split instead of one each per VF.

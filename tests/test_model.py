@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 
 import pytest
@@ -140,17 +139,6 @@ def test_to_nova_per_pf_shortcut_handles_odd_vfs():
     inner = [v for c in caps for v in c.values()]
     assert len(caps) == 7 and {id(c) for c in caps}.isdisjoint({id(d) for d in nova})
     assert len({id(x) for x in caps + inner}) == len(caps + inner)  # no dict shared between two
-
-
-def test_to_nova_leaves_the_garbage_collector_as_it_was():
-    inv = small_host()
-    assert gc.isenabled()
-    assert inv.to_nova() and gc.isenabled()
-    gc.disable()
-    try:
-        assert inv.to_nova() and not gc.isenabled()
-    finally:
-        gc.enable()
 
 
 def test_inventory_mapping_and_queries():
