@@ -7,6 +7,7 @@ is asked for, so that a scan of thousands of VFs does not pay for objects nobody
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -380,7 +381,9 @@ class Inventory(Mapping[str, PciDevice]):
         vpd = self._vpd(i)
         problems = self._device_problems.get(i, ())
         if vpd is not None and vpd.problems:
-            problems = problems + tuple("vpd: " + p for p in vpd.problems)
+            where = (f" ({os.path.join(self.sysfs, 'bus', 'pci', 'devices', self._addresses[i], 'vpd')})"
+                     if self.sysfs else "")
+            problems = problems + tuple(f"vpd: {p}{where}" for p in vpd.problems)
         numa, klass, vf_num = c.numa_node[i], c.class_code[i], c.vf_num[i]
         total_vfs, num_vfs = c.total_vfs[i], c.num_vfs[i]
         return PciDevice(

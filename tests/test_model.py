@@ -173,9 +173,11 @@ def test_vpd_problems_are_kept_on_the_device():
     blob = bytearray(dpu_vpd("MT2113X00001"))
     blob[-2] ^= 1  # break the checksum
     rows = [row("0000:82:00.0", vpd=bytes(blob))]
-    dev = Inventory(*_walk.from_rows(rows), {})["0000:82:00.0"]
+    dev = Inventory(*_walk.from_rows(rows), {}, sysfs="/s")["0000:82:00.0"]
     assert dev.card_serial_number == "MT2113X00001"
-    assert any(p.startswith("vpd: ") and "checksum" in p for p in dev.problems)
+    (problem,) = dev.problems  # names the file, like every sysfs problem
+    assert problem.startswith("vpd: offset ") and "checksum wrong" in problem
+    assert problem.endswith("(/s/bus/pci/devices/0000:82:00.0/vpd)")
 
 
 def test_inferred_vf_details_are_loaded_once_in_bulk():

@@ -250,8 +250,9 @@ def test_scan_equals_reference_and_expected_on_generated_hosts(spec: HostSpec, r
             f = host.functions[a]
             probs = list(dev.problems)
             if f.vpd == _BAD_CHECKSUM_VPD and read_vpd and (f.dev_type != "type-VF" or vf_vpd):
-                assert "vpd: offset 35: checksum wrong" in probs, probs
-                probs.remove("vpd: offset 35: checksum wrong")
+                vpd_path = os.path.join(root, "bus", "pci", "devices", a, "vpd")
+                assert f"vpd: offset 35: checksum wrong ({vpd_path})" in probs, probs
+                probs.remove(f"vpd: offset 35: checksum wrong ({vpd_path})")
             if a in fallback:
                 assert len(probs) == 1 and is_fallback_notice(probs[0]), probs
                 assert "sriov_offset" in probs[0]
