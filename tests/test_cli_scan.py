@@ -6,14 +6,12 @@ Most runs call `fastvpd.cli.main` in-process (fast); a few go through ``python -
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,19 +22,9 @@ from fastvpd import testing
 from fastvpd.cli import main
 from fastvpd.scanner import scan
 from fastvpd.testing import NicSpec, OtherSpec
+from tests.support import scratch_dir
 
 SERIALS = ("MT2113X00000", "MT2113X00001")
-
-
-@contextlib.contextmanager
-def scratch_dir(tag: str) -> Iterator[str]:
-    """A fresh directory on /dev/shm when there is one (file creation on /tmp is slow here)."""
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    d = tempfile.mkdtemp(prefix=f"fastvpd-test-{tag}-", dir=base)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

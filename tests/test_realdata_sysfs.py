@@ -10,12 +10,10 @@ must give the same answer through the link-by-link path.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from fastvpd import _walk, testing
 from fastvpd.cli import main
 from fastvpd.scanner import scan
 from tests.reference import scan as reference
+from tests.support import scratch_dir
 
 CAPTURE = Path(__file__).parent / "data" / "sysfs" / "ghw-i350-sriov.tar.gz"
 
@@ -40,17 +39,6 @@ LAYOUT_FILES = ("sriov_offset", "sriov_stride", "sriov_vf_device")
 
 FIELDS = testing.FACT_KEYS
 _KIND, _FLAGS = (_walk.DEVICE_FIELDS.index(n) for n in ("kind", "flags"))
-
-
-@contextlib.contextmanager
-def scratch_dir(tag: str) -> Iterator[str]:
-    """A fresh directory on /dev/shm when there is one (file creation on /tmp is slow here)."""
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    d = tempfile.mkdtemp(prefix=f"fastvpd-test-{tag}-", dir=base)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def extract(dest: str) -> Path:

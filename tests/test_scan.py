@@ -10,15 +10,12 @@ machine's real /sys. Trees go to /dev/shm when it exists (file creation on /tmp 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import re
 import select
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +31,7 @@ from fastvpd import DeviceNotFound, SysfsError, _walk, testing
 from fastvpd.scanner import scan
 from fastvpd.testing import DpuSpec, HostSpec, NicSpec, OtherSpec
 from tests.reference import scan as reference
+from tests.support import fast_temp_base, scratch_dir
 
 FIELDS = testing.FACT_KEYS
 # Walker row positions, by name (the row layout is the walker's business).
@@ -42,26 +40,9 @@ _KIND, _FLAGS, _DRIVER, _NETDEVS = (_walk.DEVICE_FIELDS.index(n)
 
 # -- helpers ---------------------------------------------------------------------------------------
 
-_SHM = "/dev/shm"
-
-
-def _fast_base() -> str | None:
-    return _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK | os.X_OK) else None
-
-
-@contextlib.contextmanager
-def scratch_dir(tag: str = "scan") -> Iterator[str]:
-    """A fresh directory on /dev/shm (else the default temp dir), removed afterwards."""
-    d = tempfile.mkdtemp(prefix=f"fastvpd-test-{tag}-", dir=_fast_base())
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
 @pytest.fixture
 def scratch(tmp_path: Path) -> Iterator[Path]:
-    if _fast_base() is None:
+    if fast_temp_base() is None:
         yield tmp_path
         return
     with scratch_dir() as d:
