@@ -16,7 +16,6 @@ import pytest
 
 from fastvpd import parse_vpd
 from fastvpd.errors import VpdFormatError
-from fastvpd.vpd import keyword_name
 
 from tests import lspci_oracle
 from tests.test_realdata_lspci import normalise
