@@ -200,7 +200,7 @@ def _message(attr: int, kind: int, err: int, arg: int, detail: str | None) -> st
     if kind == lib.FV_P_VF_FALLBACK:
         what = _REASONS.get(arg, f"reason {arg}").format(
             vf=err, addr=detail, attr=ATTRIBUTES[err] if 0 <= err < len(ATTRIBUTES) else err)
-        return f"VF layout mismatch ({what}); fell back to reading every virtfn link"
+        return f"VFs not computed from the SR-IOV layout ({what}); fell back to reading every virtfn link"
     if kind == lib.FV_P_CLAIMED:
         return f"points to {detail}, a VF another PF (device #{arg}) already lists; ignored"
     if kind == lib.FV_P_ORPHAN_VF:

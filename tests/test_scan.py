@@ -77,7 +77,7 @@ def assert_same(got: list[dict[str, Any]], want: list[dict[str, Any]], what: str
 
 def is_fallback_notice(problem: str) -> bool:
     """The note a PF carries when its VFs were read link by link (not a fault of the device)."""
-    return problem.startswith("virtfn: VF layout mismatch") and "fell back" in problem
+    return problem.startswith("virtfn: VFs not computed from the SR-IOV layout") and "fell back" in problem
 
 
 def summarise(root: str, *, read_vpd: bool = True, vf_vpd: bool = False) -> dict[str, Any]:
