@@ -138,33 +138,51 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sriov_host(sysfs: str) -> Any:
+    """A scan of ``sysfs`` when it has SR-IOV hardware, else None (no PF, or no PCI tree)."""
+    from .scanner import scan
+
+    try:
+        inv = scan(sysfs)
+    except FastVpdError:
+        return None
+    return inv if inv.pfs() else None
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Scan this host when it has SR-IOV hardware; otherwise a synthetic host with two DPUs."""
     from . import testing
     from .samples import SAMPLES
     from .scanner import scan
 
     out = sys.stdout
     with tempfile.TemporaryDirectory(prefix="fastvpd-demo-") as tmp:
-        host = testing.dpu_host(tmp, cards=2, pfs_per_card=2, vfs_per_pf=args.vfs)
+        root = None if args.synthetic else args.sysfs
+        if root is None or _sriov_host(root) is None:
+            testing.dpu_host(tmp, cards=2, pfs_per_card=2, vfs_per_pf=args.vfs)
+            why = "as asked" if root is None else f"no SR-IOV hardware under {root}"
+            title = f"a synthetic host with two DPU cards ({why}; `fastvpd scan` scans this machine)"
+            root = tmp
+        else:
+            title = f"this host's SR-IOV hardware, scanned from {root}"
         start = time.perf_counter()
-        inv = scan(tmp)
+        inv = scan(root)
         nova = inv.to_nova()
         elapsed = time.perf_counter() - start
         if args.json:
-            json.dump({"scan_seconds": elapsed, "devices": nova,
+            json.dump({"source": "synthetic" if root == tmp else root, "scan_seconds": elapsed,
+                       "devices": nova,
                        "samples": {k: parse_vpd(v).to_dict() for k, v in SAMPLES.items()}},
                       out, indent=2)
             out.write("\n")
             return 0
-        out.write("fastvpd demo: a synthetic host with two DPU cards (this machine's real /sys is "
-                  "scanned by `fastvpd scan`)\n\n")
+        out.write(f"fastvpd demo: {title}\n\n")
         format_inventory(inv, out)
         out.write(f"\nscanned {len(inv)} functions in {elapsed * 1e3:.2f} ms "
                   f"({inv.counters.get('total', 0)} syscalls)\n")
         shown = (inv.vfs() or inv.pfs())[0]
         out.write(f"\nwhat a compute agent reports for {shown.dev_type[5:]} {shown.address}:\n")
         out.write(json.dumps(shown.nova_dict(), indent=2) + "\n")
-        del host
     out.write("\nbundled sample VPD blobs (`fastvpd vpd FILE` decodes your own):\n")
     for label, blob in SAMPLES.items():
         out.write(f"\n{label} ({len(blob)} bytes)\n")
@@ -202,8 +220,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="list every VF")
     p.set_defaults(func=cmd_scan)
 
-    p = sub.add_parser("demo", help="scan a synthetic host with two DPUs and decode sample VPD")
+    p = sub.add_parser("demo", help="scan this host (or, without SR-IOV hardware, a synthetic one "
+                                    "with two DPUs) and decode sample VPD")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--sysfs", default="/sys", help="the host to try first (default /sys)")
+    p.add_argument("--synthetic", action="store_true", help="always use the synthetic host")
     p.add_argument("--vfs", type=_vf_count, default=8, help="VFs per PF, 0-256 (default 8)")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -179,8 +179,9 @@ def _vf_nova_dict(out: str) -> dict[str, Any]:
 
 
 def test_demo(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_main(capsys, "demo")
+    code, out, err = run_main(capsys, "demo", "--synthetic")
     assert code == 0 and err == ""
+    assert out.startswith("fastvpd demo: a synthetic host with two DPU cards (as asked;")
     for serial in SERIALS:
         assert re.search(rf"^card {serial}\b", out, re.M), out
     assert re.search(r"^scanned \d+ functions in \d+\.\d+ ms \(\d+ syscalls\)$", out, re.M)
@@ -194,9 +195,10 @@ def test_demo(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_demo_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_main(capsys, "demo", "--json")
+    code, out, _ = run_main(capsys, "demo", "--json", "--synthetic")
     assert code == 0
     data = json.loads(out)
+    assert data["source"] == "synthetic"
     assert isinstance(data["scan_seconds"], float) and data["scan_seconds"] >= 0
     devices = data["devices"]
     assert sum(d["dev_type"] == "type-PF" for d in devices) == 4
@@ -208,8 +210,31 @@ def test_demo_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_demo_without_vfs(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_main(capsys, "demo", "--vfs", "0")
+    code, out, _ = run_main(capsys, "demo", "--vfs", "0", "--synthetic")
     assert code == 0 and "card MT2113X00000" in out
+
+
+def test_demo_scans_a_host_that_has_sriov_hardware(capsys: pytest.CaptureFixture[str],
+                                                   host: testing.BuiltHost) -> None:
+    code, out, _ = run_main(capsys, "demo", "--sysfs", host.root)
+    assert code == 0
+    assert out.startswith(f"fastvpd demo: this host's SR-IOV hardware, scanned from {host.root}")
+    assert re.search(rf"^scanned {len(host.functions)} functions in ", out, re.M)
+    code, out, _ = run_main(capsys, "demo", "--sysfs", host.root, "--json")
+    assert json.loads(out)["source"] == host.root
+    assert json.loads(out)["devices"] == scan(host).to_nova()
+
+
+@pytest.mark.parametrize("tree", ["not-a-sysfs", "no-pfs"])
+def test_demo_falls_back_to_the_synthetic_host(tree: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    if tree == "no-pfs":  # a PCI tree with one plain NIC, like a machine without SR-IOV
+        testing.build_host(tmp_path, testing.HostSpec(nics=(NicSpec(),)))
+    code, out, _ = run_main(capsys, "demo", "--sysfs", str(tmp_path))
+    assert code == 0
+    assert out.startswith(f"fastvpd demo: a synthetic host with two DPU cards (no SR-IOV hardware "
+                          f"under {tmp_path};")
+    assert re.search(r"^card MT2113X00000\b", out, re.M)
 
 
 @pytest.mark.parametrize("vfs", ["-1", "100000"])
@@ -227,6 +252,6 @@ def test_python_m_and_console_script_agree(host: testing.BuiltHost) -> None:
     assert by_module.stderr == by_script.stderr == ""
     assert by_module.stdout == by_script.stdout
     assert json.loads(by_module.stdout) == json.loads(json.dumps(scan(host).to_nova()))
-    demo = run("demo", "--json", script=True)
+    demo = run("demo", "--json", "--synthetic", script=True)
     assert demo.returncode == 0 and len(json.loads(demo.stdout)["devices"]) == 36
     assert run("scan", "--bogus").returncode == run("scan", "--bogus", script=True).returncode == 2
