@@ -15,8 +15,6 @@ import pickle
 import re
 import select
 import signal
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,7 +29,7 @@ from fastvpd import DeviceNotFound, SysfsError, _walk, testing
 from fastvpd.scanner import scan
 from fastvpd.testing import DpuSpec, HostSpec, NicSpec, OtherSpec
 from tests.reference import scan as reference
-from tests.support import fast_temp_base, scratch_dir
+from tests.support import fast_temp_base, gil_spinner, scratch_dir
 
 FIELDS = testing.FACT_KEYS
 # Walker row positions, by name (the row layout is the walker's business).
@@ -689,33 +687,13 @@ def test_scan_lets_other_threads_run(scratch: Path, monkeypatch: pytest.MonkeyPa
     # 8 PFs x 512 VFs read link by link: a long C call.
     host = testing.dpu_host(scratch / "sys", cards=4, pfs_per_card=2, vfs_per_pf=512,
                             sriov_files=False)
-    count = 0
-    stop = False
-
-    def spin() -> None:
-        nonlocal count
-        while not stop:
-            count += 1
-
-    probe = _CountingLib(_walk.lib, lambda: count)
-    monkeypatch.setattr(_walk, "lib", probe)
-    old = sys.getswitchinterval()
-    # With a long switch interval the spinner runs while the main thread holds the GIL only
-    # after 0.5 s of waiting: it counts during the C call only if the call released the GIL.
-    sys.setswitchinterval(0.5)
-    t = threading.Thread(target=spin, daemon=True)
-    t.start()
-    try:
-        while count == 0:  # the spinner has started
-            time.sleep(0.001)
+    with gil_spinner() as count:
+        probe = _CountingLib(_walk.lib, count)
+        monkeypatch.setattr(_walk, "lib", probe)
         inv = scan(host, read_vpd=False)
-        before = count
+        before = count()
         sum(i for i in range(20_000))  # control: a Python section that holds the GIL
-        during_control = count - before
-    finally:
-        stop = True
-        t.join()
-        sys.setswitchinterval(old)
+        during_control = count() - before
     assert len(inv.vfs()) == 8 * 512
     (during_walk,) = probe.during
     print(f"\nspinner counted {during_walk} during the C walk, {during_control} during the "

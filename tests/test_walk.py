@@ -22,6 +22,7 @@ from fastvpd import _walk
 from fastvpd._sysfs import ffi, lib
 from fastvpd._walk import (F_BROKEN, F_DETAILS, F_INFERRED, F_LINKED, F_VERIFIED, KIND_PF,
                            KIND_PLAIN, KIND_VF)
+from tests.support import gil_spinner
 
 (ADDR, VENDOR, DEVICE, CLASS, NUMA, KIND, PARENT, VF_NUM, TOTAL_VFS, NUM_VFS, OFFSET, STRIDE,
  VF_DEVICE, FLAGS, DRIVER, NETDEVS, VPD) = range(17)
@@ -626,35 +627,16 @@ def test_total_syscalls_per_vf_below_a_tenth_at_8x512(tmp_path: Path) -> None:
 
 def test_walk_releases_the_gil(tmp_path: Path) -> None:
     root = os.fsencode(_sriov_host(tmp_path, 2, 512, layout=False).root)
-    count = 0
-    stop = False
-
-    def spin() -> None:
-        nonlocal count
-        while not stop:
-            count += 1
-
-    old = sys.getswitchinterval()
-    # A long switch interval: while the main thread holds the GIL the spinner cannot run, so it
-    # counts during a call only if that call released the GIL.
-    sys.setswitchinterval(0.5)
-    t = threading.Thread(target=spin, daemon=True)
-    t.start()
-    try:
-        time.sleep(0.01)
-        before = count
+    with gil_spinner() as count:
+        before = count()
         t0 = time.perf_counter()
         res = lib.fv_walk(root, 0)
         took = time.perf_counter() - t0
-        during_walk = count - before
+        during_walk = count() - before
         lib.fv_free(res)
-        before = count
+        before = count()
         sum(range(3_000_000))  # a C loop that holds the GIL: the control
-        during_control = count - before
-    finally:
-        stop = True
-        t.join()
-        sys.setswitchinterval(old)
+        during_control = count() - before
     print(f"\nwalk took {took * 1000:.1f} ms; spinner counted {during_walk} during it, "
           f"{during_control} during the GIL-holding control")
     assert during_walk > 1000
