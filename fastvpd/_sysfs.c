@@ -67,6 +67,8 @@ typedef struct walker {
     size_t vfn_len, vfn_cap;
     int32_t *vfidx;     /* device index of each computed VF of the PF being read */
     size_t vfidx_cap;
+    int class_net;      /* class/net was listed: netcount is the netdev index (net_index) */
+    uint8_t *netcount;  /* per device: netdevs class/net names for it (saturating at 255) */
 } walker;
 
 /* ---- counted syscalls ------------------------------------------------------------------------ */
@@ -804,6 +806,8 @@ static void read_net(walker *w, int32_t dev, int dfd, const char *path)
     fd_done(w, fd);
     if (rc && rc != ENOMEM)
         simple_problem(w, dev, FV_A_NET, FV_P_UNREADABLE, rc, 0, "net");
+    if (w->tmp.len > 0)
+        d->flags |= FV_F_NETDEV;
     d->netdev_off = sb_put(w, &w->str, w->tmp.p, w->tmp.len);
     d->netdev_len = d->netdev_off < 0 ? -1 : (int32_t)w->tmp.len;
 }
@@ -936,7 +940,8 @@ static int vf0_attr(walker *w, int vfd, const attrscan *as, int a, int32_t *out)
  * them from the VF's directory (through the PF's virtfn0 link, which was checked to name the
  * computed address): one listing, then open + read per file, no fstat for listed regular files.
  * Returns 0, or the FV_R_* reason with *rerr the attribute (FV_A_ENTRY: the directory). */
-static int check_vf0(walker *w, int pfd, const dirscan *ds, const fv_device *p, int *rerr)
+static int check_vf0(walker *w, int pfd, const dirscan *ds, const fv_device *p, int *rerr,
+                     int *vf0_net)
 {
     static const int check[] = {FV_A_VENDOR, FV_A_DEVICE, FV_A_CLASS, FV_A_NUMA_NODE};
     int32_t want[4] = {p->vendor, p->vf_device, p->class_code, p->numa_node};
@@ -963,8 +968,94 @@ static int check_vf0(walker *w, int pfd, const dirscan *ds, const fv_device *p, 
             *rerr = check[k];
         }
     }
+    *vf0_net = as.present[FV_A_NET];
     fd_done(w, vfd);
     return reason;
+}
+
+/* ---- which VFs own a netdev ------------------------------------------------------------------
+ * Nova gives a VF a parent_ifname only when the VF itself owns a netdev, so the walk must know
+ * that for VFs it never reads. One listing of class/net and one readlinkat per netdev tell it for
+ * every function at once: a netdev of a PCI function links to ../../devices/<path>/<addr>/net/<if>
+ * (virtual netdevs such as lo link into devices/virtual and name no PCI address). Hosts whose VFs
+ * have no netdevs (vfio-pci, the DPU case) pay nothing per VF. */
+
+static int net_index_cb(walker *w, void *ctx, const char *name, size_t len, unsigned char type)
+{
+    (void)type;
+    int netfd = *(int *)ctx;
+    char t[LINK_CAP];
+    static const char prefix[] = "../../devices/";
+    ssize_t n = c_readlinkat(w->c, netfd, name, t, sizeof t);
+    if (n < 0 || (size_t)n >= sizeof t)
+        return 0; /* gone meanwhile, not a link, or absurdly long: names no function */
+    size_t tl = (size_t)n, pl = sizeof prefix - 1;
+    /* <prefix> ... / <addr> /net/ <name> */
+    if (tl < pl + ADDR_LEN + 6 + len || memcmp(t, prefix, pl) != 0)
+        return 0;
+    const char *tail = t + tl - len - 5;
+    if (memcmp(tail, "/net/", 5) != 0 || memcmp(tail + 5, name, len) != 0)
+        return 0;
+    const char *addr = tail - ADDR_LEN;
+    if (addr < t + pl || addr[-1] != '/')
+        return 0;
+    for (const char *q = t + pl; q + 2 < tail; q++) /* no ".." component after the prefix */
+        if (q[0] == '.' && q[1] == '.' && q[-1] == '/' && (q[2] == '/'))
+            return 0;
+    int64_t key = parse_addr(addr, ADDR_LEN);
+    if (key < 0)
+        return 0;
+    int32_t j = lookup(w, (uint32_t)key);
+    if (j >= 0 && w->netcount[j] < UINT8_MAX)
+        w->netcount[j]++;
+    return 0;
+}
+
+/* List class/net once (w->class_net is 0 when the tree has none: copied trees often lack it). */
+static void net_index(walker *w)
+{
+    w->netcount = calloc(w->n ? (size_t)w->n : 1, 1);
+    if (!w->netcount) {
+        w->oom = 1;
+        return;
+    }
+    int fd = w_openat(w, w->rootfd, "class/net", OPEN_DIR);
+    if (fd < 0)
+        return;
+    int rc = list_dir(w, fd, net_index_cb, &fd);
+    fd_done(w, fd);
+    fd_flush(w);
+    if (rc == ENOMEM)
+        w->oom = 1;
+    else if (rc == 0)
+        w->class_net = 1;
+    else
+        memset(w->netcount, 0, (size_t)w->n); /* a half-read index is no index */
+}
+
+static int count_cb(walker *w, void *ctx, const char *name, size_t len, unsigned char type)
+{
+    (void)w;
+    (void)name;
+    (void)len;
+    (void)type;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* Without a usable class/net: does VF `j` own a netdev? One openat of <addr>/net (ENOENT: no). */
+static int vf_has_netdev(walker *w, int32_t j)
+{
+    char path[ADDR_LEN + 5];
+    fmt_addr(w->keys[j], path);
+    memcpy(path + ADDR_LEN, "/net", 5);
+    int fd = w_openat(w, w->devfd, path, OPEN_DIR);
+    if (fd < 0)
+        return 0;
+    int entries = 0;
+    list_dir(w, fd, count_cb, &entries);
+    fd_done(w, fd);
+    return entries > 0;
 }
 
 static void vfs_of_pf(walker *w, int32_t pf, int pfd, const dirscan *ds)
@@ -1025,9 +1116,10 @@ static void vfs_of_pf(walker *w, int32_t pf, int pfd, const dirscan *ds)
         }
     }
     /* The first VF's identity must be what the PF implies. */
+    int vf0_net = 0;
     if (!reason) {
         rkey = w->keys[w->vfidx[0]];
-        reason = check_vf0(w, pfd, ds, p, &rerr);
+        reason = check_vf0(w, pfd, ds, p, &rerr, &vf0_net);
     }
     if (reason) {
         char a[ADDR_LEN + 1];
@@ -1037,6 +1129,9 @@ static void vfs_of_pf(walker *w, int32_t pf, int pfd, const dirscan *ds)
         vfs_by_links(w, pf, pfd);
         return;
     }
+    /* class/net answers for every VF unless it is missing or disagrees with the first VF's own
+     * listing; then each VF's net/ is looked at. */
+    int probe_net = !w->class_net || (vf0_net != 0) != (w->netcount[w->vfidx[0]] > 0);
     for (int32_t v = 0; v < count; v++) {
         int32_t j = w->vfidx[v];
         fv_device *d = &devs[j];
@@ -1049,6 +1144,8 @@ static void vfs_of_pf(walker *w, int32_t pf, int pfd, const dirscan *ds)
         d->numa_node = p->numa_node;
         d->flags |= FV_F_INFERRED | (v == 0 ? FV_F_VERIFIED : 0);
         w->state[j] |= ST_DONE;
+        if (probe_net ? vf_has_netdev(w, j) : w->netcount[j] > 0)
+            d->flags |= FV_F_NETDEV;
         if (w->flags & FV_VF_VPD) {
             char path[ADDR_LEN + 8];
             fmt_addr(w->keys[j], path);
@@ -1251,6 +1348,7 @@ static fv_result *finish(walker *w)
     free(w->state);
     free(w->vfn);
     free(w->vfidx);
+    free(w->netcount);
     free(w->tmp.p);
     if (!r) {
         free(w->str.p);
@@ -1339,6 +1437,7 @@ fv_result *fv_walk(const char *root, int flags)
     w.n = (int32_t)kl.n;
     if (alloc_devices(&w))
         return finish(&w);
+    net_index(&w);
 
     /* Address order: a PF sorts before its VFs (offset >= 1, same domain), so by the time the loop
      * reaches a VF its PF has either filled it (fast path) or claimed it (fallback). */

@@ -44,6 +44,8 @@
 #define FV_F_DETAILS 0x8  /* driver and netdevs were read (driver_len -1 then means unbound) */
 #define FV_F_BROKEN 0x10  /* the entry could not be opened or listed (see problems) */
 #define FV_F_LINKED 0x20  /* VF found by reading its PF's virtfn link (fallback path) */
+#define FV_F_NETDEV 0x40  /* the function owns at least one netdev: from its own net/ listing, or
+                             for a VF the fast path inferred from class/net (see net_index) */
 
 /* fv_result.error: the walk could not start (nothing else is valid then) */
 #define FV_E_OK 0

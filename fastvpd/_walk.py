@@ -24,7 +24,8 @@ into one tuple per device (for tests and debugging), the fields in this order (`
 10    sriov_offset        int
 11    sriov_stride        int
 12    vf_device           ``sriov_vf_device``
-13    flags               `F_GONE`, `F_INFERRED`, `F_VERIFIED`, `F_DETAILS`, `F_BROKEN`, `F_LINKED`
+13    flags               `F_GONE`, `F_INFERRED`, `F_VERIFIED`, `F_DETAILS`, `F_BROKEN`, `F_LINKED`,
+                          `F_NETDEV`
 14    driver              str | None (None: unbound, or not read — see `F_DETAILS`)
 15    netdevs             tuple[(ifname, mac | None), ...] sorted by name (() when not read)
 16    vpd                 bytes | None (raw, at most 32 KiB)
@@ -34,7 +35,9 @@ The subsystem vendor and device IDs are not read (the model has no use for them)
 
 A VF filled by the fast path has `F_INFERRED`: vendor, device (``sriov_vf_device``), class and
 numa_node come from its PF (the first VF of each PF, also `F_VERIFIED`, was read and checked) and
-its driver and netdevs were not read; load those in bulk with `details()`. Devices flagged
+its driver and netdevs were not read; load those in bulk with `details()`. Whether it owns a netdev
+is known all the same (`F_NETDEV`, from one listing of ``class/net``): Nova's ``parent_ifname``
+depends on it. Devices flagged
 `F_GONE` (vanished during the walk) or `F_BROKEN` (entry could not be opened; see the problems)
 hold no facts; `Walk.factless` lists their indexes.
 
@@ -70,6 +73,7 @@ F_VERIFIED = lib.FV_F_VERIFIED
 F_DETAILS = lib.FV_F_DETAILS
 F_BROKEN = lib.FV_F_BROKEN
 F_LINKED = lib.FV_F_LINKED
+F_NETDEV = lib.FV_F_NETDEV
 _NO_FACTS = F_GONE | F_BROKEN
 
 COUNTER_NAMES = ("openat", "getdents64", "readlinkat", "read", "fstat", "close", "close_range")

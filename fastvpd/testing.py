@@ -509,12 +509,9 @@ class _Builder:
         if driver is not None:
             self.driver(driver)
             os.symlink("../" * depth + "bus/pci/drivers/" + driver, p + "driver")
-        if netdevs:
-            os.mkdir(p + "net")
-            for ifname, mac in netdevs:
-                os.mkdir(f"{p}net/{ifname}")
-                _put(f"{p}net/{ifname}/address", mac.encode() + b"\n")
         rel = path[len(self.root) + 1:]
+        for ifname, mac in netdevs:
+            _netdev(self.root, rel, ifname, mac)
         os.symlink("../../../" + rel, self.bus_dir + address)
         return path
 
@@ -655,6 +652,11 @@ class _Builder:
         os.makedirs(f"{root}/bus/pci/drivers")
         os.mkdir(f"{root}/bus/pci/devices")
         os.makedirs(self.complex_dir)
+        # class/net holds every netdev; lo, as on every host, belongs to no PCI function
+        os.makedirs(f"{root}/class/net")
+        os.makedirs(f"{root}/devices/virtual/net/lo")
+        _put(f"{root}/devices/virtual/net/lo/address", b"00:00:00:00:00:00\n")
+        os.symlink("../../devices/virtual/net/lo", f"{root}/class/net/lo")
         for i, dpu in enumerate(self.spec.dpus):
             self.dpu(i, dpu)
         for i, nic in enumerate(self.spec.nics):
@@ -663,6 +665,17 @@ class _Builder:
             self.plain(other, i)
         ordered = {a: self.functions[a] for a in sorted(self.functions)}
         return BuiltHost(root, self.spec, ordered, tuple(self.cards))
+
+
+def _netdev(root: str, function_dir: str, ifname: str, mac: str) -> None:
+    """Netdev `ifname` of the function at `function_dir` (relative to `root`), as the kernel
+    lays it out: ``net/<if>/address``, ``net/<if>/device`` back to the function, and
+    ``class/net/<if>`` pointing at ``net/<if>``."""
+    net = f"{root}/{function_dir}/net"
+    os.makedirs(f"{net}/{ifname}")
+    _put(f"{net}/{ifname}/address", mac.encode() + b"\n")
+    os.symlink("../../../" + os.path.basename(function_dir), f"{net}/{ifname}/device")
+    os.symlink(f"../../{function_dir}/net/{ifname}", f"{root}/class/net/{ifname}")
 
 
 def _numa(value: int) -> int | None:
@@ -836,9 +849,11 @@ def long_name_entry(host: BuiltHost | str | os.PathLike[str], length: int = 250,
 
 def add_netdev(host: BuiltHost | str | os.PathLike[str], address: str, ifname: str,
                mac: str) -> Breakage:
-    """Give a function one more netdev ``net/<ifname>/address`` (not hostile; e.g. to test that
-    the first netdev in sorted order wins)."""
+    """Give a function one more netdev ``net/<ifname>`` (with its ``class/net`` link) — not
+    hostile; e.g. to test that the first netdev in sorted order wins."""
+    root = _root(host)
+    function_dir = os.path.relpath(os.path.realpath(f"{root}/bus/pci/devices/{address}"), root)
+    os.makedirs(f"{root}/class/net", exist_ok=True)
+    _netdev(root, function_dir, ifname, mac)
     net = _attr_path(host, address, "net")
-    os.makedirs(f"{net}/{ifname}")
-    _put(f"{net}/{ifname}/address", mac.encode() + b"\n")
     return Breakage("add_netdev", address, f"net/{ifname}", f"{net}/{ifname}")

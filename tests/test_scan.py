@@ -633,8 +633,9 @@ def test_inferred_vfs_are_not_read_one_by_one(scratch: Path) -> None:
 # -- syscall counts --------------------------------------------------------------------------------
 
 def _counters(root: Path, vfs: int, *, sriov_files: bool) -> dict[str, int]:
+    """Syscalls of a scan of 2 DPUs x 2 PFs whose VFs are bound to vfio-pci (no netdevs)."""
     host = testing.dpu_host(root, cards=2, pfs_per_card=2, vfs_per_pf=vfs, total_vfs=128,
-                            sriov_files=sriov_files)
+                            sriov_files=sriov_files, vf_driver="vfio-pci", vf_netdevs=False)
     fds = len(os.listdir("/proc/self/fd"))
     inv = scan(host, read_vpd=False)
     assert len(os.listdir("/proc/self/fd")) == fds  # no descriptor leaked

@@ -111,6 +111,14 @@ def test_layout_links_and_files(root):
             assert sorted(os.listdir(p + "net")) == list(f.netdevs)
             for ifname, mac in zip(f.netdevs, f.macs):
                 assert read(f"{p}net/{ifname}/address") == mac.encode() + b"\n"
+                # as the kernel links them: net/<if>/device -> the function, class/net/<if> ->
+                # net/<if> under the function's real directory
+                assert os.readlink(f"{p}net/{ifname}/device") == "../../../" + address
+                assert os.path.realpath(f"{p}net/{ifname}/device") == os.path.realpath(p)
+                link = os.readlink(f"{host.root}/class/net/{ifname}")
+                assert link.startswith("../../devices/") and link.endswith(f"/{address}/net/{ifname}")
+                assert os.path.realpath(f"{host.root}/class/net/{ifname}") == os.path.realpath(
+                    f"{p}net/{ifname}")
         else:
             assert not os.path.exists(p + "net")
         if f.vpd is None:

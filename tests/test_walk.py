@@ -20,8 +20,8 @@ import pytest
 from fastvpd import SysfsError, testing
 from fastvpd import _walk
 from fastvpd._sysfs import ffi, lib
-from fastvpd._walk import (F_BROKEN, F_DETAILS, F_INFERRED, F_LINKED, F_VERIFIED, KIND_PF,
-                           KIND_PLAIN, KIND_VF)
+from fastvpd._walk import (F_BROKEN, F_DETAILS, F_INFERRED, F_LINKED, F_NETDEV, F_VERIFIED,
+                           KIND_PF, KIND_PLAIN, KIND_VF)
 from tests.support import gil_spinner
 
 (ADDR, VENDOR, DEVICE, CLASS, NUMA, KIND, PARENT, VF_NUM, TOTAL_VFS, NUM_VFS, OFFSET, STRIDE,
@@ -61,6 +61,8 @@ class Tree:
         self.drivers.mkdir(parents=True)
         self.top = root / "devices" / "pci0000:00"
         self.top.mkdir(parents=True)
+        self.class_net = root / "class" / "net"
+        self.class_net.mkdir(parents=True)
         self.fn("0000:00:00.0", vendor=0x8086, device=0x0D57, klass=0x060000, driver=None)
 
     def path(self, address: str) -> Path:
@@ -92,6 +94,8 @@ class Tree:
         for ifname, mac in netdevs:
             (d / "net" / ifname).mkdir(parents=True)
             (d / "net" / ifname / "address").write_text(mac + "\n")
+            (d / "net" / ifname / "device").symlink_to("../../../" + address)
+            (self.class_net / ifname).symlink_to(os.path.relpath(d / "net" / ifname, self.class_net))
         if vpd is not None:
             (d / "vpd").write_bytes(vpd)
         return d
@@ -159,7 +163,7 @@ def test_plain_devices(tree: Tree) -> None:
     assert w.problems == []
     nic = rows_by_address(w)["0000:03:00.0"]
     assert nic[1:14] == (0x8086, 0x1521, 0x020000, -1, KIND_PLAIN, -1, -1, -1, -1, -1, -1, -1,
-                         F_DETAILS)
+                         F_DETAILS | F_NETDEV)
     assert nic[DRIVER] == "igb"
     assert nic[NETDEVS] == (("eno1", "3c:ec:ef:00:00:01"), ("eno2", "3c:ec:ef:00:00:02"))
     nvme = rows_by_address(w)["0000:04:00.0"]
@@ -218,8 +222,9 @@ def test_pf_fast_path_fills_vfs_from_the_pf(tree: Tree) -> None:
 
 def test_vfs_on_a_higher_bus_than_their_pf(tree: Tree) -> None:
     br = tree.bridge("0000:00:03.0")
-    vfs = tree.pf("0000:03:00.0", 300, offset=1, stride=1, under=br)
-    vfs2 = tree.pf("0000:05:00.0", 40, offset=0x100, stride=2, under=br, total=64)
+    vfs = tree.pf("0000:03:00.0", 300, offset=1, stride=1, under=br, vf_netdevs=False)
+    vfs2 = tree.pf("0000:05:00.0", 40, offset=0x100, stride=2, under=br, total=64,
+                   vf_netdevs=False)
     assert vfs[-1] == "0000:04:05.4" and vfs2[0] == "0000:06:00.0" and vfs2[-1] == "0000:06:09.6"
     w = _walk.walk(tree.root)
     assert w.problems == []
@@ -228,10 +233,11 @@ def test_vfs_on_a_higher_bus_than_their_pf(tree: Tree) -> None:
     for pf, vlist in (("0000:03:00.0", vfs), ("0000:05:00.0", vfs2)):
         for n, va in enumerate(vlist):
             assert rows[va][PARENT] == idx.index(pf) and rows[va][VF_NUM] == n
-            assert rows[va][FLAGS] & F_INFERRED
+            assert rows[va][FLAGS] & F_INFERRED and not rows[va][FLAGS] & F_NETDEV
     # only the first VF of each PF was read (and its last link resolved)
-    # virtfn0 and the last virtfn of each PF; the driver links of the two PFs and the bridge
-    assert w.counters["readlinkat"] == 2 * 2 + 2 + 1
+    # virtfn0 and the last virtfn of each PF; the driver links of the two PFs and the bridge;
+    # class/net: one per netdev, the two PFs' (the VFs have none)
+    assert w.counters["readlinkat"] == 2 * 2 + 2 + 1 + 2
 
 
 def test_pf_without_offset_and_stride_falls_back_to_links(tree: Tree) -> None:
@@ -549,12 +555,14 @@ def test_running_out_of_fds_closes_the_pending_ones_and_retries(tree: Tree) -> N
 
 # -- syscall counts --------------------------------------------------------------------------------
 
-def _sriov_host(root: Path, pfs: int, vfs: int, layout: bool = True) -> Tree:
+def _sriov_host(root: Path, pfs: int, vfs: int, layout: bool = True,
+                vf_netdevs: bool = False) -> Tree:
+    """PFs with netdevs; VFs without (bound to vfio-pci, the DPU case) unless `vf_netdevs`."""
     t = Tree(root)
     br = t.bridge("0000:00:02.0")
     for p in range(pfs):
         t.pf(f"0000:{0x10 + 4 * p:02x}:00.0", vfs, offset=1, stride=1, layout=layout, under=br,
-             total=max(vfs, 8))
+             total=max(vfs, 8), vf_netdevs=vf_netdevs)
     return t
 
 
@@ -581,6 +589,74 @@ def test_fast_path_syscalls_per_vf(tmp_path: Path) -> None:
     assert pfs * 12 <= extra <= pfs * 14
 
 
+def test_vf_netdevs_cost_one_readlinkat_each(tmp_path: Path) -> None:
+    """Which VFs own a netdev comes from class/net: one readlinkat per netdev, nothing else."""
+    pfs, vfs = 2, 64
+    without = _walk.walk(_sriov_host(tmp_path / "a", pfs, vfs).root, read_vpd=False)
+    with_net = _walk.walk(_sriov_host(tmp_path / "b", pfs, vfs, vf_netdevs=True).root,
+                          read_vpd=False)
+    for w, owns in ((without, False), (with_net, True)):
+        vf_rows = [r for r in w.devices if r[KIND] == KIND_VF]
+        assert len(vf_rows) == pfs * vfs and all(r[FLAGS] & F_INFERRED for r in vf_rows)
+        assert all(bool(r[FLAGS] & F_NETDEV) == owns for r in vf_rows)
+        assert all(r[FLAGS] & F_NETDEV for r in w.devices if r[KIND] == KIND_PF)
+    d = {k: with_net.counters[k] - without.counters[k] for k in without.counters}
+    assert d["readlinkat"] == pfs * vfs
+    # the first VF's directory listing also shows its net/ (no extra call); the class/net
+    # listing may take one more getdents64 call for the longer directory
+    assert d["total"] - d["readlinkat"] <= 2
+
+
+def test_vf_netdevs_without_class_net_are_probed(tmp_path: Path) -> None:
+    """A tree without class/net (a copied tree): each inferred VF's net/ is opened once."""
+    pfs, vfs = 2, 16
+    t = _sriov_host(tmp_path / "a", pfs, vfs)
+    owner = t.pf("0000:30:00.0", vfs, offset=1, stride=1, vf_netdevs=True, total=vfs)
+    shutil.rmtree(t.class_net)
+    w = _walk.walk(t.root, read_vpd=False)
+    assert w.problems == []
+    rows = rows_by_address(w)
+    for r in w.devices:
+        if r[KIND] == KIND_VF:
+            assert bool(r[FLAGS] & F_NETDEV) == (r[ADDR] in owner), r[ADDR]
+    indexed = _walk.walk(_sriov_host(tmp_path / "b", pfs, vfs).root, read_vpd=False)
+    shutil.rmtree(tmp_path / "b" / "class")
+    probed = _walk.walk(tmp_path / "b", read_vpd=False)
+    assert probed.devices == indexed.devices
+    # every inferred VF costs one openat of its net/ (ENOENT: no netdev)
+    assert probed.counters["openat"] - indexed.counters["openat"] == pfs * vfs
+
+
+def test_class_net_disagreeing_with_the_first_vf_is_not_trusted(tmp_path: Path) -> None:
+    """class/net says no VF has a netdev, the first VF's own directory shows one: the PF's VFs
+    are probed one by one, and the answer is the VFs' own."""
+    t = _sriov_host(tmp_path, 1, 8, vf_netdevs=True)
+    for name in os.listdir(t.class_net):
+        if "v" in name[3:]:
+            os.unlink(t.class_net / name)  # the VFs' netdevs leave the index, not the tree
+    w = _walk.walk(t.root, read_vpd=False)
+    vf_rows = [r for r in w.devices if r[KIND] == KIND_VF]
+    assert len(vf_rows) == 8 and all(r[FLAGS] & F_NETDEV for r in vf_rows)
+
+
+@pytest.mark.parametrize("target", [
+    "../../devices/virtual/net/{name}",                       # no PCI function
+    "../../devices/pci0000:00/0000:00:02.0/{vf}/net/other",   # another name
+    "../../devices/pci0000:00/../0000:00:02.0/{vf}/net/{name}",  # a '..' component
+    "/sys/devices/pci0000:00/0000:00:02.0/{vf}/net/{name}",   # absolute, outside the tree
+    "../../devices/pci0000:00/0000:00:02.0/0000:99:00.0/net/{name}",  # not a listed function
+    "{vf}/net/{name}",                                        # no ../../devices/ prefix
+])
+def test_class_net_links_that_name_no_function_are_ignored(tmp_path: Path, target: str) -> None:
+    t = _sriov_host(tmp_path, 1, 4)
+    vf = addr_of(0, rid_of("0000:10:00.0") + 1 + 2)
+    name = "stray0"
+    (t.class_net / name).symlink_to(target.format(vf=vf, name=name))
+    w = _walk.walk(t.root, read_vpd=False)
+    assert w.problems == []
+    assert not rows_by_address(w)[vf][FLAGS] & F_NETDEV
+
+
 def test_fallback_is_linear(tmp_path: Path) -> None:
     small = _walk.walk(_sriov_host(tmp_path / "a", 2, 32, layout=False).root, read_vpd=False)
     big = _walk.walk(_sriov_host(tmp_path / "b", 2, 128, layout=False).root, read_vpd=False)
@@ -594,12 +670,14 @@ def test_fallback_is_linear(tmp_path: Path) -> None:
 
 
 def test_total_syscalls_per_vf_below_a_tenth_at_8x512(tmp_path: Path) -> None:
-    """All syscalls of a whole walk (read_vpd) over the VF count, on 4 DPUs x 2 PFs x 512 VFs."""
+    """All syscalls of a whole walk (read_vpd) over the VF count, on 4 DPUs x 2 PFs x 512 VFs
+    bound to vfio-pci (the DPU case: the VFs have no netdevs)."""
     shm = Path("/dev/shm")
     base = shm if shm.is_dir() and os.access(shm, os.W_OK) else tmp_path
     scratch = Path(tempfile.mkdtemp(prefix="fastvpd-walk-", dir=base))
     try:
-        host = testing.dpu_host(scratch / "sys", cards=4, pfs_per_card=2, vfs_per_pf=512)
+        host = testing.dpu_host(scratch / "sys", cards=4, pfs_per_card=2, vfs_per_pf=512,
+                                vf_driver="vfio-pci", vf_netdevs=False)
         fds = open_fds()
         w = _walk.walk(host, read_vpd=True)
         assert open_fds() == fds
@@ -615,12 +693,13 @@ def test_total_syscalls_per_vf_below_a_tenth_at_8x512(tmp_path: Path) -> None:
           f"{c['total'] / len(vfs):.4f} per VF")
     assert c["total"] / len(vfs) < 0.1
     # Per PF: 2 to list its directory, 8 attributes (2 each), driver 1, net 5, vpd 2, 2 virtfn
-    # links, 10 for the first VF; the walk: root, devices, fstatfs, the device listing.
-    assert c["openat"] == 2 + 8 * (1 + 8 + 1 + 1 + 1 + 1 + 4)
-    assert c["read"] == 8 * (8 + 1 + 1 + 4) and c["readlinkat"] == 8 * 3
+    # links, 10 for the first VF; the walk: root, devices, fstatfs, the device listing, and
+    # class/net: its listing and one readlinkat per netdev (the 8 PFs' and lo).
+    assert c["openat"] == 2 + 8 * (1 + 8 + 1 + 1 + 1 + 1 + 4) + 1
+    assert c["read"] == 8 * (8 + 1 + 1 + 4) and c["readlinkat"] == 8 * 3 + 8 + 1
     assert c["fstat"] == 1 + 8  # fstatfs, and net/<ifname>/address, the one unlisted file
     if base == shm:  # tmpfs marks the end of a listing: one call per directory
-        assert c["getdents64"] == 8 * 3 + (len(w.devices) * 32 // 65536 + 1)
+        assert c["getdents64"] == 8 * 3 + (len(w.devices) * 32 // 65536 + 1) + 1
 
 
 # -- GIL -------------------------------------------------------------------------------------------
