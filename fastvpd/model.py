@@ -108,14 +108,15 @@ class PciDevice:
                           self.pf_mac_address, self.card_serial_number, self.mac_address)
 
     def extra_info(self) -> dict[str, str]:
-        """What Nova persists as ``extra_info``: non-field keys as strings, capabilities as JSON."""
+        """What Nova persists as ``extra_info`` (``objects.PciDevice.create``): every key that is
+        not a PciDevice field, strings as they are and anything else as JSON text."""
         import json
 
         extra = {}
         for key, value in self.nova_dict().items():
             if key in _NOVA_FIELDS:
                 continue
-            extra[key] = json.dumps(value) if key == "capabilities" else str(value)
+            extra[key] = value if isinstance(value, str) else json.dumps(value)
         return extra
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,11 +137,12 @@ def _nova_dict(address: str, vendor_id: str | None, product_id: str | None,
                numa_node: int | None, dev_type: str, parent_addr: str | None,
                parent_ifname: str | None, vf_num: int | None, pf_mac_address: str | None,
                card_serial_number: str | None, mac_address: str | None) -> dict[str, Any]:
+    """One device dict, keys in the order Nova's ``Host._get_pcidev_info`` makes them."""
     d: dict[str, Any] = {
         "dev_id": nova_dev_id(address),
         "address": address,
-        "vendor_id": vendor_id,
         "product_id": product_id,
+        "vendor_id": vendor_id,
         "numa_node": numa_node,
         "label": f"label_{vendor_id}_{product_id}",
         "dev_type": dev_type,
@@ -160,6 +162,9 @@ def _nova_dict(address: str, vendor_id: str | None, product_id: str | None,
         d["mac_address"] = mac_address
     return d
 
+
+# (dict without parent_ifname, dict with it, vendor, device, numa_node, PF MAC, card serial)
+_VfTemplate = tuple[dict[str, Any], dict[str, Any], int, int, int, "str | None", "str | None"]
 
 _HEX4: dict[int, str] = {}
 
@@ -185,8 +190,10 @@ class Inventory(Mapping[str, PciDevice]):
     def __init__(self, addresses: list[str], columns: _walk.Columns,
                  extras: Mapping[int, _walk.Extra], device_problems: Mapping[int, tuple[str, ...]],
                  host_problems: tuple[str, ...] = (), counters: Mapping[str, int] | None = None,
-                 sysfs: str | None = None, details_loader: Any = None) -> None:
+                 sysfs: str | None = None, details_loader: Any = None,
+                 strict_vpd: bool = False) -> None:
         """From the walker's columns (fastvpd._walk), device ``i`` being ``addresses[i]``."""
+        self.strict_vpd = strict_vpd
         self._addresses = addresses
         self._cols = columns
         self._extras = dict(extras)
@@ -273,7 +280,7 @@ class Inventory(Mapping[str, PciDevice]):
         return self[address]
 
     def to_nova(self) -> list[dict[str, Any]]:
-        """Nova's device dicts for every function, in address order (spec/nova-contract.md).
+        """Nova's device dicts for every function, in address order (docs/nova-contract.md).
 
         A function whose vendor or device ID could not be read is left out (Nova cannot track
         it); it is still in the inventory with its problems.
@@ -283,28 +290,30 @@ class Inventory(Mapping[str, PciDevice]):
         # Every dev_id in one go: one join, one translate, one split instead of one each per VF.
         dev_ids = ("pci_" + "\npci_".join(addresses)).translate(_DEV_ID_TABLE).split("\n")
         own_vpd = {i for i, (_, _, vpd) in extras.items() if vpd is not None}
-        # Per PF, what all its VFs share: a dict to copy, the IDs it was made for, the PF MAC and
-        # the card serial. A host's VFs are nearly all alike and come PF by PF, so the common
-        # case is: same PF as the row before, one dict copy, two stores and the capabilities.
-        shared: dict[int, tuple[dict[str, Any], int, int, int, str | None, str | None]] = {}
+        # Per PF, what all its VFs share: the dicts to copy (a VF owning a netdev gets the PF's
+        # parent_ifname), the IDs they were made for, the PF MAC and the card serial. A host's
+        # VFs are nearly all alike and come PF by PF, so the common case is: same PF as the row
+        # before, one dict copy, two stores and the capabilities.
+        shared: dict[int, _VfTemplate] = {}
         last = -2  # the PF whose template is at hand; no row has parent -2
         template: dict[str, Any] = {}
+        template_net: dict[str, Any] = {}
         t_vendor = t_device = t_numa = -1
         pf_mac = serial = None
         out: list[dict[str, Any]] = []
         append = out.append
-        for i, address, dev_id, vendor, device, numa, kind, p, vf_num in zip(
+        for i, address, dev_id, vendor, device, numa, kind, p, vf_num, flags in zip(
                 count(), addresses, dev_ids, c.vendor, c.device, c.numa_node, c.kind, c.parent,
-                c.vf_num):
+                c.vf_num, c.flags):
             if p != last and kind == 2 and p >= 0 and vendor >= 0 and device >= 0:
                 pf = shared.get(p)
                 if pf is None:
                     pf = shared[p] = self._vf_template(p, vendor, device, numa)
-                template, t_vendor, t_device, t_numa, pf_mac, serial = pf
+                template, template_net, t_vendor, t_device, t_numa, pf_mac, serial = pf
                 last = p
             if (p == last and vendor == t_vendor and device == t_device and numa == t_numa
                     and vf_num >= 0 and i not in own_vpd):
-                d = template.copy()
+                d = (template_net if flags & FLAG_NETDEV else template).copy()
                 d["dev_id"] = dev_id
                 d["address"] = address
                 if pf_mac is not None:
@@ -322,7 +331,9 @@ class Inventory(Mapping[str, PciDevice]):
                 parent_addr = addresses[p]
                 pf_netdevs = extras.get(p, _walk.NO_EXTRA)[1]
                 if pf_netdevs:
-                    parent_ifname, parent_mac = pf_netdevs[0]
+                    parent_mac = pf_netdevs[0][1]
+                    if flags & FLAG_NETDEV:
+                        parent_ifname = pf_netdevs[0][0]
             elif kind == 1:
                 netdevs = extras.get(i, _walk.NO_EXTRA)[1]
                 if netdevs:
@@ -332,23 +343,34 @@ class Inventory(Mapping[str, PciDevice]):
                               None if vf_num < 0 else vf_num, parent_mac, self._serial(i), mac))
         return out
 
-    def _vf_template(self, p: int, vendor: int, device: int, numa: int,
-                     ) -> tuple[dict[str, Any], int, int, int, str | None, str | None]:
-        """The Nova dict a VF of PF ``p`` with these IDs has, but for its own address."""
+    def _vf_template(self, p: int, vendor: int, device: int, numa: int) -> _VfTemplate:
+        """The Nova dicts a VF of PF ``p`` with these IDs has, but for its own address: without
+        and with ``parent_ifname`` (Nova gives it only to a VF that owns a netdev)."""
         netdevs = self._extras.get(p, _walk.NO_EXTRA)[1]
         ifname, pf_mac = netdevs[0] if netdevs else (None, None)
-        template = _nova_dict("", _hex4(vendor), _hex4(device), None if numa < 0 else numa,
-                              TYPE_VF, self._addresses[p], ifname, None, None, None, None)
-        return template, vendor, device, numa, pf_mac, self._serial(p)
+        args = ("", _hex4(vendor), _hex4(device), None if numa < 0 else numa, TYPE_VF,
+                self._addresses[p])
+        plain = _nova_dict(*args, None, None, None, None, None)
+        with_ifname = _nova_dict(*args, ifname, None, None, None, None)
+        return plain, with_ifname, vendor, device, numa, pf_mac, self._serial(p)
 
     # -- building ---------------------------------------------------------------------------------
-    def _vpd(self, i: int) -> Vpd | None:
+    def _parsed_vpd(self, i: int) -> Vpd | None:
+        """The device's own VPD blob, parsed tolerantly (None: no blob)."""
         try:
             return self._vpds[i]
         except KeyError:
             raw = self._extras.get(i, _walk.NO_EXTRA)[2]
             v = self._vpds[i] = None if raw is None else parse_vpd(raw)
             return v
+
+    def _vpd(self, i: int) -> Vpd | None:
+        """The VPD the inventory reports: with ``strict_vpd`` a blob with a fatal problem counts
+        as absent, as libvirt (and so Nova) drops it whole."""
+        v = self._parsed_vpd(i)
+        if v is not None and self.strict_vpd and v.fatal_problems:
+            return None
+        return v
 
     def _serial(self, i: int) -> str | None:
         vpd = self._vpd(i)
@@ -377,13 +399,18 @@ class Inventory(Mapping[str, PciDevice]):
             parent_addr = self._addresses[parent]
             pf_netdevs = self._extras.get(parent, _walk.NO_EXTRA)[1]
             if pf_netdevs:
-                parent_ifname, pf_mac = pf_netdevs[0]
-        vpd = self._vpd(i)
+                pf_mac = pf_netdevs[0][1]
+                if c.flags[i] & FLAG_NETDEV:  # as at scan time, like to_nova()
+                    parent_ifname = pf_netdevs[0][0]
+        parsed, vpd = self._parsed_vpd(i), self._vpd(i)
         problems = self._device_problems.get(i, ())
-        if vpd is not None and vpd.problems:
+        if parsed is not None and parsed.problems:
             where = (f" ({os.path.join(self.sysfs, 'bus', 'pci', 'devices', self._addresses[i], 'vpd')})"
                      if self.sysfs else "")
-            problems = problems + tuple(f"vpd: {p}{where}" for p in vpd.problems)
+            problems = problems + tuple(f"vpd: {p}{where}" for p in parsed.problems)
+            if vpd is None:
+                problems += (f"vpd: not used (strict_vpd): the blob breaks the format, and libvirt"
+                             f" (so Nova) ignores such a blob whole{where}",)
         numa, klass, vf_num = c.numa_node[i], c.class_code[i], c.vf_num[i]
         total_vfs, num_vfs = c.total_vfs[i], c.num_vfs[i]
         return PciDevice(
@@ -440,3 +467,4 @@ def problem_text(attribute: str, message: str, path: str) -> str:
 
 
 FLAG_INFERRED = _walk.F_INFERRED
+FLAG_NETDEV = _walk.F_NETDEV

@@ -11,11 +11,15 @@ __all__ = ["scan"]
 
 
 def scan(sysfs: str | os.PathLike[str] = "/sys", *, read_vpd: bool = True,
-         vf_vpd: bool = False) -> Inventory:
+         vf_vpd: bool = False, strict_vpd: bool = False) -> Inventory:
     """Scan every PCI function under ``sysfs`` in one pass of the C walker (GIL released).
 
     VPD is read from PFs and plain functions when ``read_vpd`` (it is slow hardware and needs
     root), from VFs too only with ``vf_vpd``; a VF without its own serial reports its PF's.
+    VPD is parsed tolerantly: a card with a bad checksum still reports its serial. With
+    ``strict_vpd`` a blob that ``parse_vpd(strict=True)`` rejects counts as absent, as in libvirt
+    and so in Nova (its problems stay on the device); ``vf_vpd=True, strict_vpd=True`` gives
+    exactly Nova's device dicts (docs/nova-contract.md).
     A function that vanished during the walk, or whose entry is a dangling link, is left out and
     named in ``Inventory.problems``; one with unreadable attributes is kept with ``problems``.
     VFs are computed from their PF's SR-IOV layout and only the first is read (design.md): the
@@ -40,7 +44,8 @@ def scan(sysfs: str | os.PathLike[str] = "/sys", *, read_vpd: bool = True,
             per_device.setdefault(new, []).append(text)
     return Inventory(addresses, columns, extras, {i: tuple(p) for i, p in per_device.items()},
                      tuple(host), walk.counters, root,
-                     details_loader=lambda wanted: _walk.details(root, wanted))
+                     details_loader=lambda wanted: _walk.details(root, wanted),
+                     strict_vpd=strict_vpd)
 
 
 def _drop_factless(walk: _walk.Walk,

@@ -17,6 +17,8 @@ PF_MAC = "b8:ce:f6:00:00:01"
 def row(address, *, vendor=0x15B3, device=0xA2D6, klass=0x020000, numa=0, kind=0, parent=-1,
         vf_num=-1, total_vfs=-1, num_vfs=-1, offset=-1, stride=-1, vf_device=-1, flags=0,
         driver="mlx5_core", netdevs=(), vpd=None):
+    """A walker row; a function with netdevs has F_NETDEV, as the walker sets it."""
+    flags |= _walk.F_NETDEV if netdevs else 0
     return (address, vendor, device, klass, numa, kind, parent, vf_num, total_vfs, num_vfs,
             offset, stride, vf_device, flags, driver, tuple(netdevs), vpd)
 
@@ -63,8 +65,23 @@ def test_vf_inherits_serial_and_pf_mac_and_vf0_is_kept():
         "capabilities": {"sriov": {"pf_mac_address": PF_MAC, "vf_num": 0},
                          "vpd": {"card_serial_number": "MT2113X00001"}},
     }
+    assert list(nova) == ["dev_id", "address", "product_id", "vendor_id", "numa_node", "label",
+                          "dev_type", "parent_addr", "parent_ifname", "capabilities"]  # Nova's order
     extra = vf0.extra_info()
     assert extra == {"parent_ifname": "ens1f0", "capabilities": json.dumps(nova["capabilities"])}
+
+
+def test_parent_ifname_only_for_a_vf_that_owns_a_netdev():
+    """Nova: a VF gets its PF's netdev name only when the VF itself owns a netdev (vfio-pci VFs,
+    the DPU case, have none), however the VF's dict is built."""
+    inv = small_host()
+    vf1 = inv["0000:82:00.3"]
+    assert vf1.netdevs == () and vf1.parent_ifname is None
+    assert "parent_ifname" not in vf1.nova_dict()
+    by_address = {d["address"]: d for d in inv.to_nova()}
+    assert by_address["0000:82:00.2"]["parent_ifname"] == "ens1f0"
+    assert "parent_ifname" not in by_address["0000:82:00.3"]
+    assert by_address["0000:82:00.3"] == vf1.nova_dict()
 
 
 def test_pf_fields_and_nova_dict():

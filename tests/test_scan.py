@@ -10,6 +10,7 @@ machine's real /sys. Trees go to /dev/shm when it exists (file creation on /tmp 
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -218,8 +219,10 @@ def test_scan_equals_reference_and_expected_on_generated_hosts(spec: HostSpec, r
         got = facts(inv)
         assert_same(got, ref, "reference")
         assert_same(got, host.expected(read_vpd=read_vpd, vf_vpd=vf_vpd), "BuiltHost.expected()")
-        assert nova == reference.to_nova(ref)
+        # key order included: the dicts go to Nova as JSON
+        assert json.dumps(nova) == json.dumps(reference.to_nova(ref))
         assert inv.to_nova() == nova  # loading the details changed nothing Nova sees
+        assert [d.nova_dict() for d in inv.values() if d.vendor_id and d.product_id] == nova
 
         # No problems on a sound tree, except the note on PFs read link by link and the bad
         # checksum of the odd VPD image where it was read.
@@ -824,3 +827,41 @@ def test_real_sys_of_this_machine() -> None:
     ref = reference.scan("/sys", read_vpd=False)
     assert_same(facts(inv), ref, "reference")
     assert inv.to_nova() == reference.to_nova(ref)
+
+
+# -- strict_vpd ------------------------------------------------------------------------------------
+
+def _bad_checksum_blob(serial: str) -> bytes:
+    blob = bytearray(fastvpd.build_vpd("DPU", [("PN", "X1"), ("SN", serial)]))
+    blob[-2] ^= 0xFF  # the RV checksum byte, just before the end tag
+    return bytes(blob)
+
+
+def test_strict_vpd_treats_a_rejected_blob_as_absent(scratch: Path) -> None:
+    """Tolerant by default (the serial of a card with a bad checksum is read); with strict_vpd
+    the blob counts as absent, as libvirt drops it, and the problems say why."""
+    host = testing.dpu_host(scratch, cards=1, pfs_per_card=1, vfs_per_pf=2,
+                            vpd_blob=_bad_checksum_blob("MT0BAD"))
+    pf, vf = host.pfs[0], host.vfs[0]
+    tolerant = scan(host)
+    assert tolerant[pf].card_serial_number == "MT0BAD" == tolerant[vf].card_serial_number
+    assert any("checksum wrong" in p for p in tolerant[pf].problems)
+    strict = scan(host, strict_vpd=True)
+    assert strict[pf].vpd is None and strict[pf].card_serial_number is None
+    assert strict[vf].card_serial_number is None
+    assert any("checksum wrong" in p for p in strict[pf].problems)
+    assert any(p.startswith("vpd: not used (strict_vpd)") and p.endswith(f"{pf}/vpd)")
+               for p in strict[pf].problems)
+    for d in strict.to_nova():
+        assert "vpd" not in d.get("capabilities", {})
+
+
+def test_strict_vpd_keeps_sound_blobs_and_falls_back_to_the_pf(scratch: Path) -> None:
+    """A VF whose own VPD is rejected reports its PF's serial, as Nova does."""
+    host = testing.dpu_host(scratch, cards=1, pfs_per_card=1, vfs_per_pf=2, vf_vpd=True)
+    vf = host.vfs[1]
+    testing.set_attribute(host, vf, "vpd", _bad_checksum_blob("MT0VF"), mode=0o600)
+    strict = scan(host, vf_vpd=True, strict_vpd=True)
+    assert strict[vf].vpd is None and strict[vf].card_serial_number == testing.dpu_serial(0)
+    assert scan(host, vf_vpd=True)[vf].card_serial_number == "MT0VF"
+    assert strict[host.vfs[0]].vpd is not None

@@ -460,7 +460,8 @@ def test_to_nova_shapes(root):
         "capabilities": {"sriov": {"pf_mac_address": pf.macs[0], "vf_num": 0},
                          "vpd": {"card_serial_number": "MT2113X00000"}},
     }
-    assert list(vf0) == ["dev_id", "address", "vendor_id", "product_id", "numa_node", "label",
+    # Nova 34's order (Host._get_pcidev_info): product_id before vendor_id
+    assert list(vf0) == ["dev_id", "address", "product_id", "vendor_id", "numa_node", "label",
                          "dev_type", "parent_addr", "parent_ifname", "capabilities"]
     assert vf0["capabilities"]["sriov"]["vf_num"] == 0  # VF 0 keeps its number
     pf_d = nova[pf.address]

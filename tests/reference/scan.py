@@ -232,7 +232,8 @@ def scan(root: str | os.PathLike[str], *, read_vpd: bool = True,
 
 
 def to_nova(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The device dicts Nova's libvirt driver reports (spec/nova-contract.md), same order."""
+    """The device dicts Nova's libvirt driver reports (spec/nova-contract.md), same order, keys in
+    Nova's order."""
     by_address = {d["address"]: d for d in devices}
     out = []
     for d in devices:
@@ -243,8 +244,8 @@ def to_nova(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
         nova: dict[str, Any] = {
             "dev_id": "pci_" + address.replace(":", "_").replace(".", "_"),
             "address": address,
-            "vendor_id": vendor,
             "product_id": product,
+            "vendor_id": vendor,
             "numa_node": d["numa_node"],
             "label": f"label_{vendor}_{product}",
             "dev_type": d["dev_type"],
@@ -253,7 +254,8 @@ def to_nova(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if d["parent_addr"] is not None:
                 nova["parent_addr"] = d["parent_addr"]
                 pf = by_address.get(d["parent_addr"])
-                if pf is not None and pf["netdevs"]:
+                # Nova: only a VF that owns a netdev gets its PF's netdev name
+                if d["netdevs"] and pf is not None and pf["netdevs"]:
                     nova["parent_ifname"] = pf["netdevs"][0]
         caps: dict[str, Any] = {}
         if (d["dev_type"] == "type-VF" and d["pf_mac_address"] is not None
