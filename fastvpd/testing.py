@@ -22,7 +22,9 @@ spec gives the same addresses, serials and MACs.
     inv = fastvpd.scan(host)               # a BuiltHost is os.PathLike (its root)
     assert inv["0000:03:00.2"].vf_num == host.functions["0000:03:00.2"].vf_num
 
-The ``BuiltHost`` carries the facts a correct scanner must report (`BuiltHost.expected`).
+The ``BuiltHost`` carries the facts a correct scanner must report (`BuiltHost.expected`);
+`node_device_xml` describes a tree as libvirt's node-device driver would, for libvirt's test
+driver (``test:///path/node.xml``).
 The hostile mutators (`dangling_device_link`, `fifo_attribute`, ...) break a built tree the way
 real hosts break and return a `Breakage` naming the function that should carry the problem.
 """
@@ -38,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._testing_nodedev import node_device_xml, nodedev_name, write_node_device_xml
 from .vpd import build_vpd, parse_vpd
 
 __all__ = [
@@ -69,6 +72,10 @@ __all__ = [
     "long_name_entry",
     "set_attribute",
     "add_netdev",
+    # libvirt node devices
+    "node_device_xml",
+    "write_node_device_xml",
+    "nodedev_name",
 ]
 
 #: The keys of one device in the scan result format (`BuiltHost.expected`, tests/reference/scan.py).
