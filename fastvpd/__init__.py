@@ -1,7 +1,9 @@
 """fastvpd: PCI VPD and SR-IOV facts for compute agents on hosts with SmartNIC DPUs.
 
 ``parse_vpd``/``build_vpd`` decode and encode PCI Vital Product Data; ``scan`` walks a host's
-sysfs in one pass into an `Inventory`; the errors all derive from `FastVpdError`.
+sysfs in one pass into an `Inventory`, whose ``to_nova()`` gives Nova's device dicts;
+``binding_profile`` the Neutron port profile (`fastvpd.profile` also has the ``device_spec``
+entries); the errors all derive from `FastVpdError`.
 """
 
 from .errors import (
@@ -13,6 +15,7 @@ from .errors import (
     VpdFormatError,
 )
 from .model import Inventory, PciAddress, PciDevice
+from .profile import binding_profile
 from .scanner import scan
 from .vpd import Vpd, build_vpd, parse_vpd
 
@@ -29,6 +32,7 @@ __all__ = [
     "SysfsError",
     "Vpd",
     "VpdFormatError",
+    "binding_profile",
     "build_vpd",
     "parse_vpd",
     "scan",

@@ -102,7 +102,7 @@ class PciDevice:
         return self.dev_type == TYPE_VF
 
     def nova_dict(self) -> dict[str, Any]:
-        """The device dict Nova's libvirt driver reports (spec/nova-contract.md)."""
+        """The device dict Nova's libvirt driver reports (docs/nova-contract.md)."""
         return _nova_dict(self.address, self.vendor_id, self.product_id, self.numa_node,
                           self.dev_type, self.parent_addr, self.parent_ifname, self.vf_num,
                           self.pf_mac_address, self.card_serial_number, self.mac_address)
