@@ -166,6 +166,11 @@ def _nova_dict(address: str, vendor_id: str | None, product_id: str | None,
 # (dict without parent_ifname, dict with it, vendor, device, numa_node, PF MAC, card serial)
 _VfTemplate = tuple[dict[str, Any], dict[str, Any], int, int, int, "str | None", "str | None"]
 
+def _key(address: object) -> str:
+    """An inventory key: a `PciAddress` stands for its text."""
+    return str(address) if isinstance(address, PciAddress) else address  # type: ignore[return-value]
+
+
 _HEX4: dict[int, str] = {}
 
 
@@ -324,24 +329,39 @@ class Inventory(Mapping[str, PciDevice]):
                     d["capabilities"] = {"vpd": {"card_serial_number": serial}}
                 append(d)
                 continue
-            if vendor < 0 or device < 0:
-                continue
-            parent_addr = parent_ifname = parent_mac = mac = None
-            if kind == 2 and p >= 0:
-                parent_addr = addresses[p]
-                pf_netdevs = extras.get(p, _walk.NO_EXTRA)[1]
-                if pf_netdevs:
-                    parent_mac = pf_netdevs[0][1]
-                    if flags & FLAG_NETDEV:
-                        parent_ifname = pf_netdevs[0][0]
-            elif kind == 1:
-                netdevs = extras.get(i, _walk.NO_EXTRA)[1]
-                if netdevs:
-                    mac = netdevs[0][1]
-            append(_nova_dict(address, _hex4(vendor), _hex4(device), None if numa < 0 else numa,
-                              _DEV_TYPES[kind], parent_addr, parent_ifname,
-                              None if vf_num < 0 else vf_num, parent_mac, self._serial(i), mac))
+            if vendor >= 0 and device >= 0:
+                append(self._nova_row(i))
         return out
+
+    def nova_dict(self, address: str | PciAddress) -> dict[str, Any] | None:
+        """Nova's dict of one device, as in `to_nova` (None for a device Nova cannot track: its
+        vendor or device ID is unknown). Made from the scan alone: unlike building the
+        `PciDevice`, it never reads the details of a VF (docs/nova-contract.md)."""
+        i = self._index.get(_key(address))
+        if i is None:
+            raise DeviceNotFound(_key(address))
+        c = self._cols
+        return self._nova_row(i) if c.vendor[i] >= 0 and c.device[i] >= 0 else None
+
+    def _nova_row(self, i: int) -> dict[str, Any]:
+        c, extras = self._cols, self._extras
+        kind, p, numa, vf_num = c.kind[i], c.parent[i], c.numa_node[i], c.vf_num[i]
+        parent_addr = parent_ifname = parent_mac = mac = None
+        if kind == 2 and p >= 0:
+            parent_addr = self._addresses[p]
+            pf_netdevs = extras.get(p, _walk.NO_EXTRA)[1]
+            if pf_netdevs:
+                parent_mac = pf_netdevs[0][1]
+                if c.flags[i] & FLAG_NETDEV:
+                    parent_ifname = pf_netdevs[0][0]
+        elif kind == 1:
+            netdevs = extras.get(i, _walk.NO_EXTRA)[1]
+            if netdevs:
+                mac = netdevs[0][1]
+        return _nova_dict(self._addresses[i], _hex4(c.vendor[i]), _hex4(c.device[i]),
+                          None if numa < 0 else numa, _DEV_TYPES[kind], parent_addr,
+                          parent_ifname, None if vf_num < 0 else vf_num, parent_mac,
+                          self._serial(i), mac)
 
     def _vf_template(self, p: int, vendor: int, device: int, numa: int) -> _VfTemplate:
         """The Nova dicts a VF of PF ``p`` with these IDs has, but for its own address: without

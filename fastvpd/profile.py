@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import DeviceNotFound, DeviceSpecError, ProfileError
-from .model import Inventory, PciAddress, PciDevice
+from .model import TYPE_PF, TYPE_VF, Inventory, PciAddress, PciDevice
 
 __all__ = [
     "VNIC_TYPE_REMOTE_MANAGED",
@@ -45,33 +45,39 @@ TRAIT_REMOTE_MANAGED_PORTS = "COMPUTE_REMOTE_MANAGED_PORTS"
 # -- binding:profile -------------------------------------------------------------------------------
 
 
-def _device(inventory: Inventory, address: str | PciAddress) -> PciDevice:
-    key = str(address) if isinstance(address, PciAddress) else address
-    if not isinstance(key, str) or key not in inventory:
-        raise DeviceNotFound(str(key))
-    return inventory[key]
+def _nova_dict(inventory: Inventory, address: str | PciAddress) -> dict[str, Any]:
+    """The device's Nova dict: what Nova builds the profile from (via ``extra_info``)."""
+    d = inventory.nova_dict(address)
+    if d is None:
+        raise ProfileError("Nova does not track a device whose vendor or device ID cannot be "
+                           "read", str(address))
+    return d
 
 
-def _sriov(device: PciDevice) -> tuple[str, int] | None:
-    """(PF MAC, VF number) as Nova holds them: both, or nothing (``capabilities.sriov``)."""
-    if device.is_vf and device.pf_mac_address is not None and device.vf_num is not None:
-        return device.pf_mac_address, device.vf_num
-    return None
+def _facts(d: Mapping[str, Any]) -> tuple[str | None, tuple[str, int] | None]:
+    """(card serial, (PF MAC, VF number)) of a Nova dict; Nova holds the last two together."""
+    caps = d.get("capabilities", {})
+    sriov = caps.get("sriov")
+    return (caps.get("vpd", {}).get("card_serial_number"),
+            (sriov["pf_mac_address"], sriov["vf_num"]) if sriov else None)
 
 
-def _missing_for_remote_managed(device: PciDevice) -> list[str]:
+def _missing_for_remote_managed(inventory: Inventory, d: Mapping[str, Any]) -> list[str]:
+    if d["dev_type"] != TYPE_VF:
+        return [f"a VF ({d['dev_type']} given): a remote-managed port is plugged on a VF"]
+    serial, sriov = _facts(d)
     missing = []
-    if not device.is_vf:
-        missing.append(f"a VF ({device.dev_type} given): a remote-managed port is plugged "
-                       f"on a VF")
-        return missing
-    if not device.card_serial_number:
+    parent = d.get("parent_addr")
+    if not serial:
         missing.append("card_serial_number (no VPD serial on the VF or its PF"
-                       + (f" {device.parent_addr}" if device.parent_addr else "") + ")")
-    if device.pf_mac_address is None:
-        missing.append("pf_mac_address (the PF has no netdev with a MAC address)")
-    if device.vf_num is None:
-        missing.append("vf_num (no virtfn link of the PF names this VF)")
+                       + (f" {parent}" if parent else "") + ")")
+    if sriov is None:
+        pf = inventory.nova_dict(parent) if parent is not None and parent in inventory else None
+        if pf is not None and pf.get("mac_address"):
+            missing.append("vf_num (no virtfn link of the PF names this VF)")
+        else:
+            missing.append(f"pf_mac_address and vf_num (the PF {parent} has no netdev with a "
+                           f"MAC address, and Nova reports the VF number only with it)")
     return missing
 
 
@@ -84,30 +90,31 @@ def binding_profile(inventory: Inventory, address: str | PciAddress, *,
     A VF adds ``card_serial_number``, ``pf_mac_address`` and ``vf_num`` (VF 0 included); a PF
     its own MAC as ``device_mac_address``. With ``remote_managed=True`` (Neutron's
     ``remote-managed`` VNIC type) the device must be a VF with all three, or `ProfileError`
-    lists every missing piece. Unknown address: `DeviceNotFound`.
+    lists every missing piece. Unknown address: `DeviceNotFound`. Reads nothing: the profile
+    comes from the device's Nova dict (`Inventory.nova_dict`).
     """
-    device = _device(inventory, address)
     if physical_network is not None and not isinstance(physical_network, str):
         raise TypeError(f"physical_network must be str or None, not "
                         f"{type(physical_network).__name__}")
+    d = _nova_dict(inventory, address)
     if remote_managed:
-        missing = _missing_for_remote_managed(device)
+        missing = _missing_for_remote_managed(inventory, d)
         if missing:
             raise ProfileError("cannot bind a remote-managed port: missing "
-                               + "; ".join(missing), device.address)
+                               + "; ".join(missing), d["address"])
     profile: dict[str, Any] = {
-        "pci_vendor_info": f"{device.vendor_id}:{device.product_id}",
-        "pci_slot": device.address,
+        "pci_vendor_info": f"{d['vendor_id']}:{d['product_id']}",
+        "pci_slot": d["address"],
         "physical_network": physical_network,
     }
-    if device.is_vf:
-        sriov = _sriov(device)
-        if device.card_serial_number:
-            profile["card_serial_number"] = device.card_serial_number
+    if d["dev_type"] == TYPE_VF:
+        serial, sriov = _facts(d)
+        if serial:
+            profile["card_serial_number"] = serial
         if sriov is not None:
             profile["pf_mac_address"], profile["vf_num"] = sriov
-    elif device.is_pf and device.mac_address:
-        profile["device_mac_address"] = device.mac_address
+    elif d["dev_type"] == TYPE_PF and d.get("mac_address"):
+        profile["device_mac_address"] = d["mac_address"]
     return profile
 
 
@@ -126,23 +133,23 @@ def migration_profile(profile: Mapping[str, Any], inventory: Inventory,
     the source profile carries raises `ProfileError`: a stale serial, MAC or VF number would make
     the DPU plug the wrong representor.
     """
-    device = _device(inventory, address)
+    d = _nova_dict(inventory, address)
     out = copy.deepcopy(dict(profile))
-    out["pci_slot"] = device.address
-    out["pci_vendor_info"] = f"{device.vendor_id}:{device.product_id}"
-    sriov = _sriov(device)
-    fresh = {"card_serial_number": device.card_serial_number or None,
+    out["pci_slot"] = d["address"]
+    out["pci_vendor_info"] = f"{d['vendor_id']}:{d['product_id']}"
+    serial, sriov = _facts(d)
+    fresh = {"card_serial_number": serial or None,
              "pf_mac_address": sriov[0] if sriov else None,
              "vf_num": sriov[1] if sriov else None}
     missing = [key for key in _REFRESHED if key in out and fresh[key] is None]
     if missing:
         raise ProfileError(f"the destination has no {', '.join(missing)} for this port",
-                           device.address)
+                           d["address"])
     for key in _REFRESHED:
         if key in out:
             out[key] = fresh[key]
-    if device.is_pf and device.mac_address:
-        out["device_mac_address"] = device.mac_address
+    if d["dev_type"] == TYPE_PF and d.get("mac_address"):
+        out["device_mac_address"] = d["mac_address"]
     return out
 
 
@@ -454,22 +461,25 @@ def assignable_devices(inventory: Inventory, specs: Iterable[DeviceSpec],
     Devices without vendor or product ID are left out, as in `Inventory.to_nova`.
     """
     bound = [s if s._bound else s.bind(inventory) for s in specs]
-    out = []
-    for device in inventory.values():
-        if device.vendor_id is None or device.product_id is None:
-            continue
+    chosen = []
+    for d in inventory.to_nova():  # what Nova matches, and no VF details to read
         for spec in bound:
-            if spec.match(device):
-                out.append((device, spec))
+            if spec.match(d):
+                chosen.append((d["address"], spec))
                 break
-    return out
+    return [(inventory[address], spec) for address, spec in chosen]
 
 
 def exposes_remote_managed_trait(inventory: Inventory, specs: Iterable[DeviceSpec]) -> bool:
     """Whether the host can serve remote-managed ports: some assignable device's spec is
     ``remote_managed`` (any truthy value: what Nova intends; Nova 34 itself only counts the text
     ``true``, see `DeviceSpec.nova_trait_value`)."""
-    return any(spec.remote_managed for _, spec in assignable_devices(inventory, specs))
+    bound = [s if s._bound else s.bind(inventory) for s in specs]
+    for d in inventory.to_nova():
+        spec = next((s for s in bound if s.match(d)), None)
+        if spec is not None and spec.remote_managed:
+            return True
+    return False
 
 
 # -- nova.conf ---------------------------------------------------------------------------------

@@ -65,7 +65,19 @@ def test_profile_errors(inv: fastvpd.Inventory, tmp_path: Path) -> None:
     message = str(err.value)
     assert err.value.address == vf and message.startswith(f"{vf}: cannot bind")
     assert "card_serial_number" in message and "pf_mac_address" in message  # both, at once
-    assert "vf_num" not in message
+    assert "no netdev with a MAC address" in message
+
+
+def test_profiles_read_no_vf_details(tmp_path: Path) -> None:
+    """A profile comes from the scan alone: the VF's directory may be gone by now."""
+    host = testing.dpu_host(tmp_path / "sys", cards=1, pfs_per_card=1, vfs_per_pf=4)
+    inv = fastvpd.scan(host)
+    vf = host.vfs[2]
+    testing.dangling_device_link(host, vf)
+    assert binding_profile(inv, vf, remote_managed=True)["vf_num"] == 2
+    specs = load_device_specs([{"product_id": "101e", "remote_managed": "true"}], inv)
+    assert exposes_remote_managed_trait(inv, specs)
+    assert any(p.startswith("entry: dangling link") for p in inv[vf].problems)  # read only now
 
 
 def test_migration_profile_keeps_foreign_keys_and_refreshes_present_ones(
