@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import _walk
-from .errors import DeviceNotFound
+from .errors import DeviceNotFound, NetdevNotFound
 from .vpd import Vpd, parse_vpd
 
 __all__ = ["PciAddress", "PciDevice", "Inventory", "TYPE_PCI", "TYPE_PF", "TYPE_VF"]
@@ -209,10 +209,12 @@ class Inventory(Mapping[str, PciDevice]):
         return self._index_cache
 
     # -- Mapping ----------------------------------------------------------------------------------
-    def __getitem__(self, address: str) -> PciDevice:
-        i = self._index.get(address)
+    def __getitem__(self, address: str | PciAddress) -> PciDevice:
+        """The device at ``address`` (``"0000:82:00.3"`` or a `PciAddress`); DeviceNotFound."""
+        key = str(address) if isinstance(address, PciAddress) else address
+        i = self._index.get(key)
         if i is None:
-            raise DeviceNotFound(address)
+            raise DeviceNotFound(key)
         return self._device(i)
 
     def __len__(self) -> int:
@@ -222,6 +224,8 @@ class Inventory(Mapping[str, PciDevice]):
         return iter(self._addresses)
 
     def __contains__(self, address: object) -> bool:
+        if isinstance(address, PciAddress):
+            address = str(address)
         return address in self._index
 
     def __repr__(self) -> str:
@@ -234,11 +238,16 @@ class Inventory(Mapping[str, PciDevice]):
         """Every SR-IOV physical function, in address order."""
         return tuple(self._device(i) for i, k in enumerate(self._cols.kind) if k == 1)
 
-    def vfs(self, pf_address: str | None = None) -> tuple[PciDevice, ...]:
-        """Every VF (in address order), or the VFs of one PF in ``vf_num`` order."""
+    def vfs(self, pf_address: str | PciAddress | None = None) -> tuple[PciDevice, ...]:
+        """Every VF (in address order), or the VFs of one PF in ``vf_num`` order.
+
+        A PF's VFs whose number is unknown (no ``virtfn`` link names them) come first.
+        """
         c = self._cols
         if pf_address is None:
             return tuple(self._device(i) for i, k in enumerate(c.kind) if k == 2)
+        if isinstance(pf_address, PciAddress):
+            pf_address = str(pf_address)
         p = self._index.get(pf_address)
         if p is None:
             raise DeviceNotFound(pf_address)
@@ -260,7 +269,7 @@ class Inventory(Mapping[str, PciDevice]):
         return self._cards
 
     def by_netdev(self, ifname: str) -> PciDevice:
-        """The PCI function that owns netdev ``ifname``; DeviceNotFound when none does."""
+        """The PCI function that owns netdev ``ifname``; `NetdevNotFound` when none does."""
         if self._netdev_index is None:
             index: dict[str, str] = {}
             for owner in self._addresses:
@@ -269,7 +278,7 @@ class Inventory(Mapping[str, PciDevice]):
             self._netdev_index = index
         address = self._netdev_index.get(ifname)
         if address is None:
-            raise DeviceNotFound(ifname)
+            raise NetdevNotFound(ifname)
         return self[address]
 
     def to_nova(self) -> list[dict[str, Any]]:
