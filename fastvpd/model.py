@@ -390,8 +390,10 @@ class Inventory(Mapping[str, PciDevice]):
         vpd = self._vpd(i)
         problems = self._device_problems.get(i, ())
         if vpd is not None and vpd.problems:
-            where = (f" ({os.path.join(self.sysfs, 'bus', 'pci', 'devices', self._addresses[i], 'vpd')})"
-                     if self.sysfs else "")
+            where = ""
+            if self.sysfs:
+                path = os.path.join(self.sysfs, "bus", "pci", "devices", self._addresses[i], "vpd")
+                where = f" ({_walk.shown(path)})"
             problems = problems + tuple(f"vpd: {p}{where}" for p in vpd.problems)
         numa, klass, vf_num = c.numa_node[i], c.class_code[i], c.vf_num[i]
         total_vfs, num_vfs = c.total_vfs[i], c.num_vfs[i]
@@ -444,8 +446,12 @@ class Inventory(Mapping[str, PciDevice]):
 
 
 def problem_text(attribute: str, message: str, path: str) -> str:
-    """How a device's sysfs problem reads: ``"net: garbage content '...' (/sys/...)"``."""
-    return f"{attribute}: {message} ({path})"
+    """How a device's sysfs problem reads: ``"net: garbage content '...' (/sys/...)"``.
+
+    The path is shown with `_walk.shown` (non-ASCII and control bytes as ``\\xNN``), so that a
+    problem text always prints and always is one line.
+    """
+    return f"{attribute}: {message} ({_walk.shown(path)})"
 
 
 FLAG_INFERRED = _walk.F_INFERRED

@@ -5,11 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+#: Every CLI run gets this long before the test fails: a hang must fail, never stall the suite.
+CLI_TIMEOUT = 60.0
 
 
 def fast_temp_base() -> str | None:
@@ -56,3 +62,31 @@ def gil_spinner() -> Iterator[Callable[[], int]]:
         stop = True
         t.join()
         sys.setswitchinterval(old)
+
+
+def console_script() -> str:
+    """The installed ``fastvpd`` console script of this interpreter's environment."""
+    exe = Path(sys.executable).with_name("fastvpd")
+    if exe.exists():
+        return str(exe)
+    found = shutil.which("fastvpd")
+    assert found is not None, "the fastvpd console script is not installed (pip install -e .)"
+    return found
+
+
+def cli(*args: str, stdin: bytes | int | None = None, module: bool = False,
+        env: Mapping[str, str] | None = None, prefix: Sequence[str] = (),
+        timeout: float = CLI_TIMEOUT, **popen: Any) -> subprocess.CompletedProcess[str]:
+    """Run the real ``fastvpd`` command (the console script, or ``python -m fastvpd``).
+
+    ``stdin``: bytes to feed, or a file descriptor; by default stdin is /dev/null so that nothing
+    waits for a terminal. Output is decoded as UTF-8 strictly: the command must print valid text.
+    """
+    cmd = [*prefix, *([sys.executable, "-m", "fastvpd"] if module else [console_script()]), *args]
+    kw: dict[str, Any] = {"input": stdin} if isinstance(stdin, bytes) else {
+        "stdin": subprocess.DEVNULL if stdin is None else stdin}
+    proc = subprocess.run(cmd, capture_output=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env}, **kw, **popen)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(),
+                                       proc.stderr.decode())
+
