@@ -52,7 +52,7 @@ def test_vpd_json_from_stdin_is_machine_readable():
     data = json.loads(proc.stdout)
     assert data["serial_number"] == "MT2113X00042"
     assert data["checksum_ok"] is True and data["problems"] == []
-    assert data["read_only"]["PN"] == "MBF2M516A-CEEOT"
+    assert data["read_only"]["PN"] == {"raw_hex": b"MBF2M516A-CEEOT".hex(), "text": "MBF2M516A-CEEOT"}
     assert list(data["read_only"]) == list(fastvpd.parse_vpd(SAMPLES["dpu"]).read_only)
 
 

@@ -193,6 +193,16 @@ def test_devices_are_immutable_and_cached():
     assert isinstance(dev, PciDevice) and dev.to_dict()["netdevs"] == ["ens1f0", "ens1f0v"]
 
 
+def test_device_to_dict_is_json_ready_with_the_vpd_as_its_own_dict():
+    inv = small_host()
+    d = inv["0000:82:00.0"].to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert d["vpd"] == inv["0000:82:00.0"].vpd.to_dict()
+    assert d["vpd"]["read_only"]["SN"] == {"raw_hex": b"MT2113X00001".hex(), "text": "MT2113X00001"}
+    assert inv["0000:82:00.3"].to_dict()["vpd"] is None
+    assert inv["0000:82:00.3"].to_dict()["problems"] == ["numa_node: unreadable (/x)"]
+
+
 def test_vpd_problems_are_kept_on_the_device():
     blob = bytearray(dpu_vpd("MT2113X00001"))
     blob[-2] ^= 1  # break the checksum
