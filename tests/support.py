@@ -90,3 +90,42 @@ def cli(*args: str, stdin: bytes | int | None = None, module: bool = False,
     return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(),
                                        proc.stderr.decode())
 
+
+def wait_until_reading_stdin(pid: int, timeout: float = CLI_TIMEOUT) -> None:
+    """Wait until process ``pid`` handles SIGINT and sleeps reading its stdin, a pipe (Linux /proc:
+    ``wchan`` names a pipe read, ``syscall`` has file descriptor 0 as its first argument).
+
+    A signal sent earlier could land while the interpreter starts (or reads another pipe, such as
+    the one of a subprocess it starts), which is not the case under test.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            wchan = Path(f"/proc/{pid}/wchan").read_text()
+            syscall = Path(f"/proc/{pid}/syscall").read_text().split()
+        except OSError:
+            status, wchan, syscall = "", "", []
+        caught = next((int(line.split()[1], 16) for line in status.splitlines()
+                       if line.startswith("SigCgt:")), 0)
+        # SigCgt bit 1 is SIGINT (signal 2)
+        if caught & (1 << 1) and "pipe" in wchan and syscall[1:2] == ["0x0"]:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} did not block reading its stdin pipe within {timeout} s")
+
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def run_in_checkout(command: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run a shell command line as the README or the demo print it, in the source tree.
+
+    Its ``/tmp/ghw`` folder moves into ``tmp_path`` (tests may run side by side), and ``fastvpd``
+    and ``.venv/bin/fastvpd`` are this environment's console script.
+    """
+    bindir = str(Path(console_script()).parent)
+    command = command.replace("/tmp/ghw", str(tmp_path / "ghw")).replace(".venv/bin/", bindir + "/")
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(["bash", "-c", command], cwd=CHECKOUT, capture_output=True, text=True,
+                          env=env, timeout=CLI_TIMEOUT)

@@ -74,6 +74,8 @@ def test_paths_with_undecodable_bytes_are_escaped() -> None:
         proc = cli("scan", "--sysfs", host.root, env={"LC_ALL": "C.UTF-8"})
         assert proc.returncode == 0, proc.stderr
         assert all(p in proc.stdout for p in problems)
+        proc = cli("scan", "--sysfs", os.path.join(host.root, "nope"))
+        assert proc.returncode == 1 and "h\\xffst" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_shown() -> None:
