@@ -102,7 +102,7 @@ class PciDevice:
         return self.dev_type == TYPE_VF
 
     def nova_dict(self) -> dict[str, Any]:
-        """The device dict Nova's libvirt driver reports (spec/nova-contract.md)."""
+        """The device dict Nova's libvirt driver reports (docs/nova-contract.md)."""
         return _nova_dict(self.address, self.vendor_id, self.product_id, self.numa_node,
                           self.dev_type, self.parent_addr, self.parent_ifname, self.vf_num,
                           self.pf_mac_address, self.card_serial_number, self.mac_address)
@@ -282,7 +282,7 @@ class Inventory(Mapping[str, PciDevice]):
         return self[address]
 
     def to_nova(self) -> list[dict[str, Any]]:
-        """Nova's device dicts for every function, in address order (spec/nova-contract.md).
+        """Nova's device dicts for every function, in address order (docs/nova-contract.md).
 
         A function whose vendor or device ID could not be read is left out (Nova cannot track
         it); it is still in the inventory with its problems.

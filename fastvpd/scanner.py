@@ -18,7 +18,7 @@ def scan(sysfs: str | os.PathLike[str] = "/sys", *, read_vpd: bool = True,
     root), from VFs too only with ``vf_vpd``; a VF without its own serial reports its PF's.
     A function that vanished during the walk, or whose entry is a dangling link, is left out and
     named in ``Inventory.problems``; one with unreadable attributes is kept with ``problems``.
-    VFs are computed from their PF's SR-IOV layout and only the first is read (design.md): the
+    VFs are computed from their PF's SR-IOV layout and only the first is read (docs/sysfs.md): the
     driver and netdevs of the others are read in one bulk call when first asked for, and a VF
     found gone then carries a problem saying so.
     Raises `SysfsError` only when ``sysfs`` is not a usable sysfs tree.

@@ -1,6 +1,6 @@
 """PCI Vital Product Data: the `Vpd` object, `parse_vpd` and `build_vpd`.
 
-The byte walk is in the Cython module `_vpd`; this module holds the policy of spec/vpd.md: problem
+The byte walk is in the Cython module `_vpd`; this module holds the policy of docs/vpd.md: problem
 messages, which problems are fatal in strict mode, and text normalisation of the known keywords.
 """
 
