@@ -28,7 +28,8 @@
 #define DENT_HDR 19     /* d_ino (8), d_off (8), d_reclen (2), d_type (1), then d_name */
 #define ADDR_LEN 12
 #define LINK_CAP 4096
-#define DETAIL_CAP 48
+#define DETAIL_CAP LINK_CAP /* problem details (link targets, file contents) are kept whole;
+                               _walk.py cuts them for display, marked */
 #define PATH_CAP 600    /* two names of at most NAME_MAX plus a few components */
 #define MAX_VFS 65536
 #define SYSFS_MAGIC_ 0x62656572 /* <linux/magic.h> SYSFS_MAGIC */

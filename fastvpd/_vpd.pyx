@@ -128,7 +128,7 @@ cdef inline bint _wrong_section(unsigned char a, unsigned char b, bint read_only
 
 
 def text(raw):
-    """Normalised text of a raw value (spec/vpd.md), or None when it is not printable ASCII."""
+    """Normalised text of a raw value (docs/vpd.md), or None when it is not printable ASCII."""
     if not PyBytes_CheckExact(raw):
         raw = bytes(raw)
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(raw)

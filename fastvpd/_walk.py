@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import re
 import struct
 from collections.abc import Iterable
 from itertools import count
@@ -58,7 +59,7 @@ from typing import Any, NamedTuple
 from ._sysfs import ffi, lib
 from .errors import SysfsError
 
-__all__ = ["DEVICE_FIELDS", "Columns", "Walk", "walk", "details", "to_rows", "from_rows"]
+__all__ = ["DEVICE_FIELDS", "Columns", "Walk", "walk", "details", "to_rows", "from_rows", "shown"]
 
 DEVICE_FIELDS = (
     "address", "vendor", "device", "class_code", "numa_node", "kind", "parent", "vf_num",
@@ -176,7 +177,35 @@ def _strerror(err: int) -> str:
     return f"{os.strerror(err)} ({name})" if name else os.strerror(err)
 
 
-def _message(attr: int, kind: int, err: int, arg: int, detail: str | None) -> str:
+#: Details (a link target, a file's first bytes) longer than this are shown cut, with a marker.
+DETAIL_SHOWN = 200
+
+
+def _quote(raw: bytes | None) -> str:
+    """A detail as a problem text shows it: quoted, bytes >= 0x80 and control bytes as ``\\xNN``
+    (Python's bytes repr without the ``b``), and cut after `DETAIL_SHOWN` bytes with
+    ``...(N bytes)`` saying how long it was."""
+    if raw is None:
+        return "None"
+    if len(raw) > DETAIL_SHOWN:
+        return f"{repr(raw[:DETAIL_SHOWN])[1:]}...({len(raw)} bytes)"
+    return repr(raw)[1:]
+
+
+_NOT_SHOWN = re.compile(rb"[^\x20-\x7e]")
+
+
+def shown(text: str) -> str:
+    """A path or name from a sysfs tree, for humans: printable ASCII as is, every other byte as
+    ``\\xNN`` (undecodable bytes come as surrogates from ``surrogateescape``; printing those
+    would fail, and a newline in a name would forge a line)."""
+    if text.isascii() and text.isprintable():
+        return text
+    raw = text.encode("utf-8", "surrogateescape")
+    return _NOT_SHOWN.sub(lambda m: b"\\x%02x" % m[0][0], raw).decode("ascii")
+
+
+def _message(attr: int, kind: int, err: int, arg: int, detail: bytes | None) -> str:
     if kind == lib.FV_P_MISSING:
         return "missing"
     if kind == lib.FV_P_NOT_REGULAR:
@@ -184,13 +213,13 @@ def _message(attr: int, kind: int, err: int, arg: int, detail: str | None) -> st
     if kind == lib.FV_P_UNREADABLE:
         return f"unreadable: {_strerror(err)}"
     if kind == lib.FV_P_GARBAGE:
-        return f"garbage content {detail!r}"
+        return f"garbage content {_quote(detail)}"
     if kind == lib.FV_P_EMPTY:
         return "empty"
     if kind == lib.FV_P_TOO_LONG:
         return f"longer than {arg} bytes"
     if kind == lib.FV_P_DANGLING:
-        return f"dangling link -> {detail!r} (target missing or not a PCI device)"
+        return f"dangling link -> {_quote(detail)} (target missing or not a PCI device)"
     if kind == lib.FV_P_NOT_LINK:
         return "not a symbolic link"
     if kind == lib.FV_P_NOT_DIR:
@@ -203,13 +232,18 @@ def _message(attr: int, kind: int, err: int, arg: int, detail: str | None) -> st
         return "not a PCI address DDDD:BB:SS.F; ignored"
     if kind == lib.FV_P_VF_FALLBACK:
         what = _REASONS.get(arg, f"reason {arg}").format(
-            vf=err, addr=detail, attr=ATTRIBUTES[err] if 0 <= err < len(ATTRIBUTES) else err)
+            vf=err, addr=_address(detail), attr=ATTRIBUTES[err] if 0 <= err < len(ATTRIBUTES) else err)
         return f"VFs not computed from the SR-IOV layout ({what}); fell back to reading every virtfn link"
     if kind == lib.FV_P_CLAIMED:
-        return f"points to {detail}, a VF another PF (device #{arg}) already lists; ignored"
+        return f"points to {_address(detail)}, a VF another PF (device #{arg}) already lists; ignored"
     if kind == lib.FV_P_ORPHAN_VF:
-        return f"VF whose PF ({detail!r}) lists no virtfn link to it"
+        return f"VF whose PF ({_quote(detail)}) lists no virtfn link to it"
     return f"problem kind {kind}"
+
+
+def _address(detail: bytes | None) -> str:
+    """A detail the walker fills with a PCI address (ASCII by construction)."""
+    return "None" if detail is None else detail.decode("ascii", "backslashreplace")
 
 
 def _text(b: bytes) -> str:
@@ -257,7 +291,7 @@ def _decode_problems(res: Any, strings: bytes, base: str,
     for dev, attr, kind, err, arg, po, pl, do, dl in struct.iter_unpack(
             _PROB_FMT, ffi.buffer(res.problems, n * _PROB_SIZE)):
         rel = _text(strings[po:po + pl])
-        detail = _text(strings[do:do + dl]) if do >= 0 else None
+        detail = strings[do:do + dl] if do >= 0 else None
         if dev >= 0 and attr != lib.FV_A_NAME:
             path = os.path.join(base, addresses[dev], rel) if rel else os.path.join(base, addresses[dev])
         else:

@@ -1,29 +1,45 @@
 """The ``fastvpd`` command: ``vpd``, ``scan``, ``profile``, ``devspec`` and ``demo``.
 
-Exit status: 0 ok, 1 runtime error (one line on stderr, no traceback), 2 usage error.
+Exit status: 0 ok, 1 runtime error (one line on stderr, no traceback), 2 usage error (with the
+usage of the command that was given), 130 interrupted (Ctrl-C, quietly).
+
+Text output shows names and paths read from a sysfs tree with `_walk.shown` (bytes that are not
+printable ASCII as ``\\xNN``): a tree may hold any bytes, and the output must print in any locale.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import stat
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
-from .errors import DeviceNotFound, DeviceSpecError, FastVpdError, VpdFormatError
-from .vpd import Vpd, escape_value, keyword_name, parse_vpd
+from . import __version__
+from ._walk import _strerror, shown
+from .errors import DeviceNotFound, DeviceSpecError, FastVpdError, SysfsError, VpdFormatError
+from .model import Inventory, PciDevice
+from .vpd import MAX_VPD_SIZE, Vpd, escape_value, keyword_name, parse_vpd
 
-__all__ = ["main"]
+__all__ = ["main", "format_vpd", "format_inventory"]
+
+#: The line end of the PF summary in `fastvpd scan` (the demo has no --all).
+_ALL_HINT = "--all lists them"
+
+#: Starts of a device problem saying its vpd file could not be read for lack of privilege.
+_VPD_DENIED = tuple(f"vpd: unreadable: {_strerror(e)}" for e in (errno.EACCES, errno.EPERM))
 
 
 class _Failure(Exception):
     """A runtime error the command reports in one line."""
 
+
+# -- vpd -------------------------------------------------------------------------------------------
 
 def format_vpd(vpd: Vpd, out: TextIO, indent: str = "") -> None:
     """Print a decoded blob the way an operator reads it (lspci's layout, long keyword names)."""
@@ -45,106 +61,247 @@ def format_vpd(vpd: Vpd, out: TextIO, indent: str = "") -> None:
         w(f"{indent}Problems: none\n")
 
 
+_FILE_TYPES = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
+               stat.S_IFDIR: "a directory", stat.S_IFBLK: "a block device",
+               stat.S_IFSOCK: "a socket"}
+
+
 def _read_input(path: str) -> bytes:
+    """The blob to decode: a regular file or stdin, at most `MAX_VPD_SIZE` bytes.
+
+    Reads one byte more than the cap to tell a blob of exactly the cap from a larger input, which
+    is refused rather than decoded cut. A FIFO or device is refused without blocking: the open is
+    non-blocking and the type is checked on the open file.
+    """
+    cap = MAX_VPD_SIZE
     if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        with open(path, "rb") as f:
-            return f.read(1 << 20)
-    except OSError as e:
-        raise _Failure(f"{path}: {e.strerror or e}") from None
+        name = "stdin"
+        if sys.stdin is None:
+            raise _Failure("stdin: not open")
+        try:
+            data = sys.stdin.buffer.read(cap + 1)
+        except OSError as e:
+            raise _Failure(f"stdin: {e.strerror or e}") from None
+    else:
+        name = path
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError as e:
+            raise _Failure(f"{path}: {e.strerror or e}") from None
+        try:
+            kind = stat.S_IFMT(os.fstat(fd).st_mode)
+            if kind != stat.S_IFREG:
+                what = _FILE_TYPES.get(kind, "not a file")
+                raise _Failure(f"{path}: not a regular file ({what}); give a file, or - to read stdin")
+            os.set_blocking(fd, True)
+            data = _read_fd(fd, cap + 1)
+        except OSError as e:
+            raise _Failure(f"{path}: {e.strerror or e}") from None
+        finally:
+            os.close(fd)
+    if len(data) > cap:
+        raise _Failure(f"{name}: more than {cap} bytes, the largest VPD there is (its addresses "
+                       "have 15 bits); not decoded")
+    return data
+
+
+def _read_fd(fd: int, limit: int) -> bytes:
+    chunks = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def cmd_vpd(args: argparse.Namespace) -> int:
     data = _read_input(args.path)
+    source = "stdin" if args.path == "-" else args.path
     try:
         vpd = parse_vpd(data, strict=args.strict)
     except VpdFormatError as e:
-        raise _Failure(f"{args.path}: invalid VPD: {e}") from None
+        raise _Failure(f"{source}: invalid VPD: {e}") from None
     if args.json:
-        json.dump({"source": args.path, **vpd.to_dict()}, sys.stdout, indent=2)
+        json.dump({"source": source, "size": len(data), **vpd.to_dict()}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(f"{args.path} ({len(data)} bytes)\n")
+        sys.stdout.write(f"{shown(source)} ({len(data)} bytes)\n")
         format_vpd(vpd, sys.stdout, "  ")
     return 0
 
 
-def format_inventory(inv: Any, out: TextIO, *, list_all: bool = False) -> None:
-    """A table grouped by card: serial, then its PFs with MACs and VF counts."""
+# -- scan ------------------------------------------------------------------------------------------
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _names(names: Iterable[str]) -> str:
+    return ",".join(shown(n) for n in names) or "-"
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[1, 3, 4, 5]`` -> ``"1, 3-5"``."""
+    parts: list[str] = []
+    start = prev = numbers[0]
+    for n in numbers[1:] + [-2]:
+        if n != prev + 1:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = n
+        prev = n
+    return ", ".join(parts)
+
+
+def format_inventory(inv: Inventory, out: TextIO, *, list_all: bool = False,
+                     read_vpd: bool = True, all_hint: str | None = _ALL_HINT) -> None:
+    """A table grouped by card: serial, then its PFs with MACs and VF counts.
+
+    ``read_vpd`` False: the scan did not read VPD, so no card has a serial (and the table says
+    so rather than "0 cards"). ``all_hint`` ends the one-line VF summary of each PF.
+    """
     w = out.write
     pfs = inv.pfs()
-    w(f"{len(inv)} PCI functions: {len(pfs)} PFs, {len(inv.vfs())} VFs, "
-      f"{len(inv.cards)} cards with a serial number\n")
+    head = (f"{_count(len(inv), 'PCI function')}: {_count(len(pfs), 'PF')}, "
+            f"{_count(len(inv.vfs()), 'VF')}, ")
+    if read_vpd:
+        w(head + f"{_count(len(inv.cards), 'card')} with a serial number\n")
+    else:
+        w(head + "VPD not read (--no-vpd), so no card serial numbers\n")
     seen: set[str] = set()
     for serial, devices in inv.cards.items():
         card_pfs = [d for d in devices if d.is_pf]
         name = next((d.vpd.name for d in card_pfs if d.vpd is not None and d.vpd.name), None)
-        w(f"\ncard {serial}" + (f"  {name}" if name else "") + "\n")
+        w(f"\ncard {shown(serial)}" + (f"  {name}" if name else "") + "\n")
         for pf in card_pfs:
             seen.add(pf.address)
-            _format_pf(inv, pf, w, list_all, seen)
+            _format_pf(inv, pf, w, list_all, seen, all_hint)
         for d in devices:
             if not d.is_pf and not d.is_vf:
                 seen.add(d.address)
-                w(f"  {d.address}  {d.vendor_id}:{d.product_id}  {d.driver or '-'}  "
-                  f"{','.join(d.netdevs) or '-'}  {d.mac_address or ''}\n")
+                w(f"  {d.address}  {d.vendor_id}:{d.product_id}  {shown(d.driver or '-')}  "
+                  f"{_names(d.netdevs)}  {d.mac_address or ''}\n")
     rest_pfs = [pf for pf in pfs if pf.address not in seen]
     if rest_pfs:
-        w("\nSR-IOV PFs without a card serial number\n")
+        w("\nSR-IOV PFs without a card serial number\n" if read_vpd else "\nSR-IOV PFs\n")
         for pf in rest_pfs:
             seen.add(pf.address)
-            _format_pf(inv, pf, w, list_all, seen)
+            _format_pf(inv, pf, w, list_all, seen, all_hint)
     others = [d for a, d in inv.items() if a not in seen and not d.is_vf]
     if others:
         w("\nother PCI functions\n")
         for d in others:
-            w(f"  {d.address}  {d.vendor_id}:{d.product_id}  class {d.class_code or 0:06x}  "
-              f"{d.driver or '-'}  {','.join(d.netdevs) or '-'}\n")
+            klass = "?" if d.class_code is None else f"{d.class_code:06x}"
+            w(f"  {d.address}  {d.vendor_id}:{d.product_id}  class {klass}  "
+              f"{shown(d.driver or '-')}  {_names(d.netdevs)}\n")
     problems = [(a, p) for a, d in inv.items() for p in d.problems] + [("host", p) for p in inv.problems]
     if problems:
         w(f"\nproblems ({len(problems)})\n")
         for where, p in problems:
             w(f"  {where}: {p}\n")
+    denied = sum(1 for _, p in problems if p.startswith(_VPD_DENIED))
+    if denied:
+        w(f"\nhint: reading VPD needs root: {_count(denied, 'VPD file')} could not be read "
+          "(permission denied), so no card serial number came from them\n")
 
 
-def _format_pf(inv: Any, pf: Any, w: Any, list_all: bool, seen: set[str]) -> None:
+def _format_pf(inv: Inventory, pf: PciDevice, w: Callable[[str], Any], list_all: bool,
+               seen: set[str], all_hint: str | None) -> None:
     vfs = inv.vfs(pf.address)
-    w(f"  PF {pf.address}  {pf.vendor_id}:{pf.product_id}  {pf.driver or '-'}  "
-      f"netdev {','.join(pf.netdevs) or '-'}  MAC {pf.mac_address or '-'}  "
+    numbered = [(vf.vf_num, vf) for vf in vfs if vf.vf_num is not None]
+    unnumbered = [vf for vf in vfs if vf.vf_num is None]
+    present = {n for n, _ in numbered}
+    # VF numbers run from 0 up to the count of virtfn links (dangling ones too) or past the
+    # highest number found: those without a VF are missing (gone, or their link is)
+    expected = max(pf.num_vfs or 0, numbered[-1][0] + 1 if numbered else 0)
+    missing = [n for n in range(expected) if n not in present]
+    total = pf.total_vfs if pf.total_vfs is not None else "?"
+    w(f"  PF {pf.address}  {pf.vendor_id}:{pf.product_id}  {shown(pf.driver or '-')}  "
+      f"netdev {_names(pf.netdevs)}  MAC {pf.mac_address or '-'}  "
       f"NUMA {pf.numa_node if pf.numa_node is not None else '-'}  "
-      f"VFs {pf.num_vfs}/{pf.total_vfs} ({pf.vf_product_id or '?'})\n")
-    for vf in vfs:
-        seen.add(vf.address)
-    if not vfs:
+      f"VFs {len(vfs)}/{total} ({pf.vf_product_id or '?'})\n")
+    seen.update(vf.address for vf in vfs)
+    if not vfs and not missing:
         return
+    notes = []
+    if missing:
+        notes.append(f"missing: vf {_ranges(missing)}")
+    if unnumbered:
+        them = "them" if len(unnumbered) > 1 else "it"
+        notes.append(f"{len(unnumbered)} with no VF number (no virtfn link to {them})")
     if list_all:
-        for vf in vfs:
-            w(f"    vf {vf.vf_num:<4} {vf.address}  {vf.driver or '-'}  "
-              f"{','.join(vf.netdevs) or '-'}\n")
-    else:
-        w(f"    VFs {vfs[0].address} (vf 0) .. {vfs[-1].address} (vf {vfs[-1].vf_num}); "
-          f"--all lists them\n")
+        rows: list[tuple[int, PciDevice | None]] = [*numbered, *((n, None) for n in missing)]
+        rows.sort(key=lambda r: r[0])
+        for n, vf in rows:
+            if vf is None:
+                w(f"    vf {n:<4} missing\n")
+            else:
+                w(f"    vf {n:<4} {vf.address}  {shown(vf.driver or '-')}  {_names(vf.netdevs)}\n")
+        for vf in unnumbered:
+            w(f"    vf ?    {vf.address}  {shown(vf.driver or '-')}  {_names(vf.netdevs)}  "
+              "(no virtfn link to it)\n")
+        return
+    parts = []
+    if numbered:
+        (n0, first), (n1, last) = numbered[0], numbered[-1]
+        parts.append(f"VFs {first.address} (vf {n0}) .. {last.address} (vf {n1})"
+                     if len(numbered) > 1 else f"VF {first.address} (vf {n0})")
+    parts += notes
+    line = "; ".join(parts)
+    if all_hint:
+        line += f"; {all_hint}"
+    w(f"    {line}\n")
+
+
+def _sys_hint(root: str) -> str:
+    """For a root that is not a sysfs tree but holds one in ``sys/`` (an extracted capture)."""
+    nested = os.path.join(root, "sys")
+    if (not os.path.isdir(os.path.join(root, "bus", "pci", "devices"))
+            and os.path.isdir(os.path.join(nested, "bus", "pci", "devices"))):
+        return f"; the sysfs tree is in its sys folder: --sysfs {nested}"
+    return ""
+
+
+def _scan(root: str, **options: Any) -> Inventory:
+    from .scanner import scan
+
+    try:
+        return scan(root, **options)
+    except SysfsError as e:
+        raise _Failure(f"{e}{_sys_hint(root)}") from None
+
+
+def _scan_json(inv: Inventory, read_vpd: bool) -> dict[str, Any]:
+    problems: list[dict[str, str | None]] = [
+        {"address": a, "message": p} for a, d in inv.items() for p in d.problems]
+    problems += [{"address": None, "message": p} for p in inv.problems]
+    return {"sysfs": inv.sysfs, "read_vpd": read_vpd,
+            "devices": [d.to_dict() for d in inv.values()], "problems": problems}
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from .scanner import scan
-
-    inv = scan(args.sysfs, read_vpd=not args.no_vpd)
-    if args.json:
+    read_vpd = not args.no_vpd
+    inv = _scan(args.sysfs, read_vpd=read_vpd)
+    if args.nova:
         json.dump(inv.to_nova(), sys.stdout, indent=2)
         sys.stdout.write("\n")
+    elif args.json:
+        json.dump(_scan_json(inv, read_vpd), sys.stdout, indent=2)
+        sys.stdout.write("\n")
     else:
-        format_inventory(inv, sys.stdout, list_all=args.all)
+        format_inventory(inv, sys.stdout, list_all=args.all, read_vpd=read_vpd)
     return 0
 
+
+# -- profile and devspec ---------------------------------------------------------------------------
 
 def cmd_profile(args: argparse.Namespace) -> int:
     """The binding:profile Nova would send Neutron for a port on one device."""
     from .profile import binding_profile
-    from .scanner import scan
 
-    inv = scan(args.sysfs)
+    inv = _scan(args.sysfs)
     try:
         profile = binding_profile(inv, args.address, physical_network=args.physnet,
                                   remote_managed=args.remote_managed)
@@ -188,14 +345,13 @@ def cmd_devspec(args: argparse.Namespace) -> int:
     from .profile import (TRAIT_REMOTE_MANAGED_PORTS, assignable_devices,
                           device_specs_from_nova_conf, exposes_remote_managed_trait,
                           load_device_specs)
-    from .scanner import scan
 
     if args.config is not None:
         entries = device_specs_from_nova_conf(_read_config(args.config))
         source = f"{args.config} [pci] device_spec"
     else:
         entries, source = args.spec, "--spec"
-    inv = scan(args.sysfs)
+    inv = _scan(args.sysfs)
     try:
         specs = load_device_specs(entries, inv)
     except DeviceSpecError as e:
@@ -238,61 +394,82 @@ def cmd_devspec(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sriov_host(sysfs: str) -> Any:
-    """A scan of ``sysfs`` when it has SR-IOV hardware, else None (no PF, or no PCI tree)."""
-    from .scanner import scan
+# -- demo ------------------------------------------------------------------------------------------
 
-    try:
-        inv = scan(sysfs)
-    except FastVpdError:
-        return None
-    return inv if inv.pfs() else None
+_CAPTURE = ("mkdir -p /tmp/ghw && tar xzf tests/data/sysfs/ghw-i350-sriov.tar.gz -C /tmp/ghw && "
+            "fastvpd scan --sysfs /tmp/ghw/sys")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Scan this host when it has SR-IOV hardware; otherwise a synthetic host with two DPUs."""
+    """This host's SR-IOV hardware, a tree given with --sysfs, or a synthetic host with two DPUs.
+
+    Without --sysfs the demo tries /sys and uses the synthetic host when /sys has no SR-IOV PF
+    (or no PCI tree); a tree given with --sysfs is shown as it is, and an unusable one is an error.
+    """
     from . import testing
     from .samples import SAMPLES
     from .scanner import scan
 
     out = sys.stdout
     with tempfile.TemporaryDirectory(prefix="fastvpd-demo-") as tmp:
-        root = None if args.synthetic else args.sysfs
-        if root is None or _sriov_host(root) is None:
-            # the DPU case: VFs bound to vfio-pci for instances, no netdevs on the host
-            testing.dpu_host(tmp, cards=2, pfs_per_card=2, vfs_per_pf=args.vfs,
-                             vf_driver="vfio-pci", vf_netdevs=False)
-            why = "as asked" if root is None else f"no SR-IOV hardware under {root}"
-            title = f"a synthetic host with two DPU cards ({why}; `fastvpd scan` scans this machine)"
-            root = tmp
-        else:
-            title = f"this host's SR-IOV hardware, scanned from {root}"
+        inv = None
+        why = "as asked"
         start = time.perf_counter()
-        inv = scan(root)
+        if args.sysfs is not None:
+            inv = _scan(args.sysfs)
+        elif not args.synthetic:
+            try:
+                inv = scan("/sys")
+            except SysfsError:
+                why = "no PCI tree under /sys"
+            else:
+                if not inv.pfs():
+                    why, inv = "no SR-IOV hardware under /sys", None
+        if inv is None:
+            # the DPU case: VFs bound to vfio-pci for instances, no netdevs on the host
+            testing.dpu_host(tmp, cards=2, pfs_per_card=2,
+                             vfs_per_pf=8 if args.vfs is None else args.vfs,
+                             vf_driver="vfio-pci", vf_netdevs=False)
+            start = time.perf_counter()
+            inv = scan(tmp)
+            title = f"a synthetic host with two DPU cards ({why}; `fastvpd scan` scans this machine)"
+            source = "synthetic"
+            all_hint = None
+        else:
+            source = inv.sysfs or ""
+            if os.path.realpath(source) == "/sys":
+                title = f"this host's SR-IOV hardware, scanned from {shown(source)}"
+            else:
+                title = f"the sysfs tree at {shown(source)}"
+            if not inv.pfs():
+                title += " (no SR-IOV PFs in it)"
+            all_hint = f"`fastvpd scan --sysfs {shown(source)} --all` lists them"
         nova = inv.to_nova()
         elapsed = time.perf_counter() - start
         if args.json:
-            json.dump({"source": "synthetic" if root == tmp else root, "scan_seconds": elapsed,
-                       "devices": nova,
+            json.dump({"source": source, "scan_seconds": elapsed, "devices": nova,
                        "samples": {k: parse_vpd(v).to_dict() for k, v in SAMPLES.items()}},
                       out, indent=2)
             out.write("\n")
             return 0
         out.write(f"fastvpd demo: {title}\n\n")
-        format_inventory(inv, out)
+        format_inventory(inv, out, all_hint=all_hint)
         out.write(f"\nscanned {len(inv)} functions in {elapsed * 1e3:.2f} ms "
                   f"({inv.counters.get('total', 0)} syscalls)\n")
-        shown = (inv.vfs() or inv.pfs())[0]
-        out.write(f"\nwhat a compute agent reports for {shown.dev_type[5:]} {shown.address}:\n")
-        out.write(json.dumps(shown.nova_dict(), indent=2) + "\n")
+        shown_dev = next(iter(inv.vfs() or inv.pfs() or inv.values()), None)
+        if shown_dev is not None:
+            out.write(f"\nwhat a compute agent reports for {shown_dev.dev_type[5:]} "
+                      f"{shown_dev.address}:\n")
+            out.write(json.dumps(shown_dev.nova_dict(), indent=2) + "\n")
         _demo_profiles(inv, out)
     out.write("\nbundled sample VPD blobs (`fastvpd vpd FILE` decodes your own):\n")
     for label, blob in SAMPLES.items():
         out.write(f"\n{label} ({len(blob)} bytes)\n")
         format_vpd(parse_vpd(blob), out, "  ")
-    out.write("\nReal captures: the source tree's tests/data/sysfs/ghw-i350-sriov.tar.gz is the sysfs of a"
-              " real host (two Intel I350 PFs, eight VFs); extract it and run\n"
-              "`fastvpd scan --sysfs DIR/sys` (README: \"Command line\"). Any copied sysfs tree works.\n")
+    out.write("\nReal captures: the source tree's tests/data/sysfs/ghw-i350-sriov.tar.gz is the "
+              "sysfs of a real host (two Intel I350 PFs, eight VFs). From the source tree:\n"
+              f"  {_CAPTURE}\n"
+              "Any copied sysfs tree works (`fastvpd demo --sysfs DIR` shows it here).\n")
     return 0
 
 
@@ -317,6 +494,8 @@ def _demo_profiles(inv: Any, out: TextIO) -> None:
             out.write(f"  {address}: {json.dumps(profile)}\n")
 
 
+# -- the parser ------------------------------------------------------------------------------------
+
 def _pci_address(text: str) -> str:
     from .model import PciAddress
 
@@ -324,6 +503,7 @@ def _pci_address(text: str) -> str:
         return str(PciAddress.parse(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a PCI address DDDD:BB:SS.F: {text!r}") from None
+
 
 
 def _vf_count(text: str) -> int:
@@ -336,60 +516,159 @@ def _vf_count(text: str) -> int:
     return n
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastvpd", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+_DESCRIPTION = """\
+Facts about the PCI functions of a host with SmartNIC DPUs, as OpenStack Nova and Neutron need
+them: card serial numbers (PCI Vital Product Data), PF MAC addresses and VF numbers."""
 
-    p = sub.add_parser("vpd", help="decode a VPD blob (a sysfs vpd file, a dump, or - for stdin)")
-    p.add_argument("path")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--strict", action="store_true", help="fail on any fatal format problem")
+_EPILOG = """\
+exit status: 0 ok, 1 runtime error (one line on stderr), 2 usage error, 130 interrupted.
+Each command has its own --help. The VPD format and the sysfs layout are described in docs/
+of the source tree."""
+
+_VPD_EPILOG = f"""\
+Only a regular file or stdin is read (a FIFO or device is refused without blocking); input larger
+than {MAX_VPD_SIZE} bytes, the largest VPD, is an error.
+
+--json prints one object:
+  {{"source", "size", "name", "serial_number", "checksum_ok",
+   "read_only": {{KEYWORD: {{"raw_hex": HEX, "text": TEXT or null}}}}, "read_write": {{...}},
+   "problems": [{{"offset": N, "message": TEXT, "fatal": BOOL}}]}}
+"text" is the value as libvirt and Nova read it, null when it is not printable ASCII; "fatal"
+problems make --strict (and libvirt) reject the blob."""
+
+_SCAN_EPILOG = """\
+--json prints one object: {"sysfs": ROOT, "read_vpd": BOOL, "devices": [DEVICE, ...],
+"problems": [{"address": ADDRESS or null, "message": TEXT}, ...]}, where each DEVICE has every
+field of a PciDevice (its "vpd" as "fastvpd vpd --json" prints it, and its own "problems") and
+"problems" lists every problem, null for those of the tree rather than one device.
+--nova prints the list of device dicts Nova's libvirt driver reports (Inventory.to_nova()).
+
+Reading VPD needs root; without it, or with --no-vpd, no card has a serial number. A copied or
+captured tree works: point --sysfs at the folder that holds bus/pci/devices."""
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="fastvpd", description=_DESCRIPTION, epilog=_EPILOG,
+                                     formatter_class=raw)
+    parser.add_argument("--version", action="version", version=f"fastvpd {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
+                                required=True)
+    commands = {}
+
+    p = commands["vpd"] = sub.add_parser(
+        "vpd", help="decode a VPD blob (a sysfs vpd file, a dump, or - for stdin)",
+        description="Decode a PCI VPD blob and print its fields, checksum, card serial number and\n"
+                    "problems.", epilog=_VPD_EPILOG, formatter_class=raw)
+    p.add_argument("path", metavar="PATH",
+                   help="the blob: a file (e.g. /sys/bus/pci/devices/ADDRESS/vpd, which needs "
+                        "root) or - for stdin")
+    p.add_argument("--json", action="store_true", help="print JSON (the format is below)")
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit 1) on the first fatal format problem, as libvirt does")
     p.set_defaults(func=cmd_vpd)
 
-    p = sub.add_parser("scan", help="scan the PCI functions of a host")
-    p.add_argument("--sysfs", default="/sys", help="sysfs root (default /sys)")
-    p.add_argument("--json", action="store_true", help="print Nova's device dicts")
-    p.add_argument("--no-vpd", action="store_true", help="do not read VPD (no root needed)")
-    p.add_argument("--all", action="store_true", help="list every VF")
+    p = commands["scan"] = sub.add_parser(
+        "scan", help="scan the PCI functions of a host",
+        description="Scan every PCI function of a host in one pass and print them by card: serial\n"
+                    "number, PFs with netdev, MAC and VFs; then the other functions and every\n"
+                    "problem found.", epilog=_SCAN_EPILOG, formatter_class=raw)
+    p.add_argument("--sysfs", default="/sys", metavar="ROOT",
+                   help="the sysfs root to scan (default /sys)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true",
+                     help="print the devices and the problems as JSON (the format is below)")
+    out.add_argument("--nova", action="store_true",
+                     help="print the device dicts Nova reports, as a JSON list")
+    p.add_argument("--no-vpd", action="store_true",
+                   help="do not read VPD: no card serial numbers, but no root needed")
+    p.add_argument("--all", action="store_true",
+                   help="list every VF (by default one line per PF gives the first and last)")
     p.set_defaults(func=cmd_scan)
 
-    p = sub.add_parser("profile", help="print the Neutron binding:profile of a port on a device")
-    p.add_argument("address", type=_pci_address, help="PCI address of the VF (or PF), DDDD:BB:SS.F")
+    p = commands["profile"] = sub.add_parser(
+        "profile", help="print the Neutron binding:profile of a port on one device",
+        description="Print, as JSON, the binding:profile Nova sends Neutron for a port on the PCI\n"
+                    "device at ADDRESS (docs/nova-contract.md of the source tree).",
+        formatter_class=raw)
+    p.add_argument("address", type=_pci_address, metavar="ADDRESS",
+                   help="PCI address of the VF (or PF), DDDD:BB:SS.F")
     p.add_argument("--physnet", metavar="NAME", help="physical_network of the port (default none)")
     p.add_argument("--remote-managed", action="store_true",
                    help="a remote-managed (DPU) port: fail unless the card serial, the PF MAC "
                         "and the VF number are all known")
-    p.add_argument("--sysfs", default="/sys", help="sysfs root (default /sys)")
+    p.add_argument("--sysfs", default="/sys", metavar="ROOT",
+                   help="the sysfs root to scan (default /sys)")
     p.set_defaults(func=cmd_profile)
 
-    p = sub.add_parser("devspec", help="validate [pci] device_spec entries against this host and "
-                                       "list the devices they make assignable")
+    p = commands["devspec"] = sub.add_parser(
+        "devspec", help="check [pci] device_spec entries against this host",
+        description="Validate [pci] device_spec entries as Nova 34 does, against this host, and\n"
+                    "list the devices each makes assignable. Exit 1 on an invalid entry; a\n"
+                    "warning (exit 0) for remote_managed values Nova 34 does not report the\n"
+                    "COMPUTE_REMOTE_MANAGED_PORTS trait for, and for entries matching nothing.",
+        formatter_class=raw)
     given = p.add_mutually_exclusive_group(required=True)
     given.add_argument("--spec", action="append", metavar="JSON",
-                       help="one device_spec value (repeat for more)")
+                       help="one device_spec value, as in nova.conf (repeat for more)")
     given.add_argument("--config", metavar="FILE",
                        help="read every device_spec of the [pci] section of a nova.conf")
-    p.add_argument("--sysfs", default="/sys", help="sysfs root (default /sys)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--sysfs", default="/sys", metavar="ROOT",
+                   help="the sysfs root to scan (default /sys)")
+    p.add_argument("--json", action="store_true", help="print the specs and devices as JSON")
     p.set_defaults(func=cmd_devspec)
 
-    p = sub.add_parser("demo", help="scan this host (or, without SR-IOV hardware, a synthetic one "
-                                    "with two DPUs) and decode sample VPD")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--sysfs", default="/sys", help="the host to try first (default /sys)")
-    p.add_argument("--synthetic", action="store_true", help="always use the synthetic host")
-    p.add_argument("--vfs", type=_vf_count, default=8, help="VFs per PF, 0-256 (default 8)")
+    p = commands["demo"] = sub.add_parser(
+        "demo", help="scan this host (or, without SR-IOV hardware, a synthetic one with two DPUs) "
+                     "and decode sample VPD",
+        description="Show what fastvpd reports: this host's SR-IOV hardware, or a synthetic host\n"
+                    "with two DPU cards when /sys has none; then bundled sample VPD blobs.",
+        formatter_class=raw)
+    p.add_argument("--json", action="store_true",
+                   help="print JSON: the source, the scan time, Nova's device dicts and the "
+                        "decoded samples")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--sysfs", metavar="ROOT",
+                       help="show this sysfs tree instead of /sys (an error if it is none)")
+    where.add_argument("--synthetic", action="store_true",
+                       help="show the synthetic host even when /sys has SR-IOV hardware")
+    p.add_argument("--vfs", type=_vf_count, metavar="N",
+                   help="VFs per PF of the synthetic host, 0-256 (default 8)")
     p.set_defaults(func=cmd_demo)
-    return parser
+    return parser, commands
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse the command line; a usage error is reported with the usage of the command given.
+
+    argparse hands arguments a subcommand does not know back to the top-level parser, which would
+    print the top-level usage for them.
+    """
+    parser, commands = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "demo" and args.sysfs is not None and args.vfs is not None:
+        commands["demo"].error("--vfs sets the synthetic host, not one given with --sysfs")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
+        args = _parse(argv)
+        reconfigure = getattr(sys.stdout, "reconfigure", None)
+        if reconfigure is not None:  # whatever the locale, output never fails to encode
+            reconfigure(errors="backslashreplace")
         return int(args.func(args))
+    except KeyboardInterrupt:  # Ctrl-C: the operator knows; no traceback
+        return 130
     except BrokenPipeError:  # `fastvpd scan | head`: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (_Failure, FastVpdError, OSError) as e:
-        print(f"fastvpd: error: {e}", file=sys.stderr)
+        print(f"fastvpd: error: {shown(str(e))}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("fastvpd: error: out of memory", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ __all__ = [
     "VpdFormatError",
     "SysfsError",
     "DeviceNotFound",
+    "NetdevNotFound",
     "ProfileError",
     "DeviceSpecError",
 ]
@@ -51,12 +52,28 @@ class SysfsError(FastVpdError, OSError):
 class DeviceNotFound(FastVpdError, KeyError):
     """No PCI function with this address is in the inventory."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str | None) -> None:
         self.address = address
         super().__init__(address)
 
     def __str__(self) -> str:
         return f"no PCI device {self.address!r} in the inventory"
+
+
+class NetdevNotFound(DeviceNotFound):
+    """No PCI function in the inventory owns this netdev (``Inventory.by_netdev``).
+
+    A `DeviceNotFound`, so that one ``except`` covers both lookups; ``address`` is None and
+    ``ifname`` names the netdev.
+    """
+
+    def __init__(self, ifname: str) -> None:
+        super().__init__(None)
+        self.ifname = ifname
+        self.args = (ifname,)
+
+    def __str__(self) -> str:
+        return f"no netdev {self.ifname!r} in the inventory"
 
 
 class ProfileError(FastVpdError, ValueError):

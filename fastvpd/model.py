@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import _walk
-from .errors import DeviceNotFound
+from .errors import DeviceNotFound, NetdevNotFound
 from .vpd import Vpd, parse_vpd
 
 __all__ = ["PciAddress", "PciDevice", "Inventory", "TYPE_PCI", "TYPE_PF", "TYPE_VF"]
@@ -221,10 +221,12 @@ class Inventory(Mapping[str, PciDevice]):
         return self._index_cache
 
     # -- Mapping ----------------------------------------------------------------------------------
-    def __getitem__(self, address: str) -> PciDevice:
-        i = self._index.get(address)
+    def __getitem__(self, address: str | PciAddress) -> PciDevice:
+        """The device at ``address`` (``"0000:82:00.3"`` or a `PciAddress`); DeviceNotFound."""
+        key = _key(address)
+        i = self._index.get(key)
         if i is None:
-            raise DeviceNotFound(address)
+            raise DeviceNotFound(key)
         return self._device(i)
 
     def __len__(self) -> int:
@@ -234,7 +236,7 @@ class Inventory(Mapping[str, PciDevice]):
         return iter(self._addresses)
 
     def __contains__(self, address: object) -> bool:
-        return address in self._index
+        return _key(address) in self._index
 
     def __repr__(self) -> str:
         kind = self._cols.kind
@@ -246,11 +248,15 @@ class Inventory(Mapping[str, PciDevice]):
         """Every SR-IOV physical function, in address order."""
         return tuple(self._device(i) for i, k in enumerate(self._cols.kind) if k == 1)
 
-    def vfs(self, pf_address: str | None = None) -> tuple[PciDevice, ...]:
-        """Every VF (in address order), or the VFs of one PF in ``vf_num`` order."""
+    def vfs(self, pf_address: str | PciAddress | None = None) -> tuple[PciDevice, ...]:
+        """Every VF (in address order), or the VFs of one PF in ``vf_num`` order.
+
+        A PF's VFs whose number is unknown (no ``virtfn`` link names them) come first.
+        """
         c = self._cols
         if pf_address is None:
             return tuple(self._device(i) for i, k in enumerate(c.kind) if k == 2)
+        pf_address = _key(pf_address)
         p = self._index.get(pf_address)
         if p is None:
             raise DeviceNotFound(pf_address)
@@ -272,7 +278,7 @@ class Inventory(Mapping[str, PciDevice]):
         return self._cards
 
     def by_netdev(self, ifname: str) -> PciDevice:
-        """The PCI function that owns netdev ``ifname``; DeviceNotFound when none does."""
+        """The PCI function that owns netdev ``ifname``; `NetdevNotFound` when none does."""
         if self._netdev_index is None:
             index: dict[str, str] = {}
             for owner in self._addresses:
@@ -281,7 +287,7 @@ class Inventory(Mapping[str, PciDevice]):
             self._netdev_index = index
         address = self._netdev_index.get(ifname)
         if address is None:
-            raise DeviceNotFound(ifname)
+            raise NetdevNotFound(ifname)
         return self[address]
 
     def to_nova(self) -> list[dict[str, Any]]:
@@ -425,8 +431,10 @@ class Inventory(Mapping[str, PciDevice]):
         parsed, vpd = self._parsed_vpd(i), self._vpd(i)
         problems = self._device_problems.get(i, ())
         if parsed is not None and parsed.problems:
-            where = (f" ({os.path.join(self.sysfs, 'bus', 'pci', 'devices', self._addresses[i], 'vpd')})"
-                     if self.sysfs else "")
+            where = ""
+            if self.sysfs:
+                path = os.path.join(self.sysfs, "bus", "pci", "devices", self._addresses[i], "vpd")
+                where = f" ({_walk.shown(path)})"
             problems = problems + tuple(f"vpd: {p}{where}" for p in parsed.problems)
             if vpd is None:
                 problems += (f"vpd: not used (strict_vpd): the blob breaks the format, and libvirt"
@@ -482,8 +490,12 @@ class Inventory(Mapping[str, PciDevice]):
 
 
 def problem_text(attribute: str, message: str, path: str) -> str:
-    """How a device's sysfs problem reads: ``"net: garbage content '...' (/sys/...)"``."""
-    return f"{attribute}: {message} ({path})"
+    """How a device's sysfs problem reads: ``"net: garbage content '...' (/sys/...)"``.
+
+    The path is shown with `_walk.shown` (non-ASCII and control bytes as ``\\xNN``), so that a
+    problem text always prints and always is one line.
+    """
+    return f"{attribute}: {message} ({_walk.shown(path)})"
 
 
 FLAG_INFERRED = _walk.F_INFERRED

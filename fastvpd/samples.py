@@ -1,7 +1,7 @@
 """Realistic sample VPD blobs for the demo, documentation and tests.
 
-Built with `build_vpd` from keyword sets seen on real cards (see ../shared/realdata in the
-project's design notes); serial numbers are made up.
+Built with `build_vpd` from keyword sets seen on real cards (the captures in tests/data/lspci and
+tests/data/vpd); serial numbers are made up.
 """
 
 from __future__ import annotations

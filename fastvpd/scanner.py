@@ -22,7 +22,7 @@ def scan(sysfs: str | os.PathLike[str] = "/sys", *, read_vpd: bool = True,
     exactly Nova's device dicts (docs/nova-contract.md).
     A function that vanished during the walk, or whose entry is a dangling link, is left out and
     named in ``Inventory.problems``; one with unreadable attributes is kept with ``problems``.
-    VFs are computed from their PF's SR-IOV layout and only the first is read (design.md): the
+    VFs are computed from their PF's SR-IOV layout and only the first is read (docs/sysfs.md): the
     driver and netdevs of the others are read in one bulk call when first asked for, and a VF
     found gone then carries a problem saying so.
     Raises `SysfsError` only when ``sysfs`` is not a usable sysfs tree.

@@ -1,7 +1,7 @@
 """Synthetic sysfs trees for tests, benchmarks and demos (public: test your agent with it).
 
 `build_host` writes a directory that looks, to anything that reads sysfs, like the PCI part of
-``/sys`` on a hypervisor with SmartNIC DPUs (the layout of spec/sysfs.md)::
+``/sys`` on a hypervisor with SmartNIC DPUs (the layout of docs/sysfs.md)::
 
     <root>/devices/pci0000:00/0000:00:01.0/0000:03:00.0/     one real directory per function
         vendor device subsystem_vendor subsystem_device class numa_node config [vpd]

@@ -1,6 +1,6 @@
 """PCI Vital Product Data: the `Vpd` object, `parse_vpd` and `build_vpd`.
 
-The byte walk is in the Cython module `_vpd`; this module holds the policy of spec/vpd.md: problem
+The byte walk is in the Cython module `_vpd`; this module holds the policy of docs/vpd.md: problem
 messages, which problems are fatal in strict mode, and text normalisation of the known keywords.
 """
 
@@ -81,6 +81,11 @@ def keyword_name(keyword: str) -> str:
 
 def _message(offset: int, code: int, detail: str | None) -> str:
     return f"offset {offset}: " + PROBLEMS[code][1].format(d=detail)
+
+
+def _problem_dict(offset: int, code: int, detail: str | None) -> dict[str, Any]:
+    fatal, template = PROBLEMS[code]
+    return {"offset": offset, "message": template.format(d=detail), "fatal": fatal}
 
 
 _EMPTY: Mapping[str, bytes] = MappingProxyType({})
@@ -212,15 +217,30 @@ class Vpd(_vpd.Blob):
                 f"checksum_ok={self.checksum_ok!r}, problems={self.problems!r})")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form; raw values shown with `escape_value` (lossless, ASCII)."""
+        """JSON-ready form.
+
+        Each field is ``{"raw_hex": ..., "text": ...}``: the raw bytes as hex (lossless) and the
+        normalised text, or None when the value is not printable ASCII (docs/vpd.md). Each
+        problem is ``{"offset", "message", "fatal"}``; ``fatal``: ``parse_vpd(strict=True)`` (and
+        libvirt) reject the blob for it. A Vpd built by hand has problems without an offset
+        (``offset`` and ``fatal`` are None). `escape_value` gives the lspci-like form for text.
+        """
+        if self.raw_problems:
+            problems = [_problem_dict(o, c, d) for o, c, d in self.raw_problems]
+        else:
+            problems = [{"offset": None, "message": p, "fatal": None} for p in self.problems]
         return {
             "name": self.name,
             "serial_number": self.serial_number,
-            "read_only": {k: escape_value(v) for k, v in self.read_only.items()},
-            "read_write": {k: escape_value(v) for k, v in self.read_write.items()},
+            "read_only": {k: _field_dict(v) for k, v in self.read_only.items()},
+            "read_write": {k: _field_dict(v) for k, v in self.read_write.items()},
             "checksum_ok": self.checksum_ok,
-            "problems": list(self.problems),
+            "problems": problems,
         }
+
+
+def _field_dict(raw: bytes) -> dict[str, str | None]:
+    return {"raw_hex": raw.hex(), "text": text(raw)}
 
 
 def escape_value(raw: bytes) -> str:

@@ -171,10 +171,34 @@ def test_inventory_mapping_and_queries():
     assert [d.address for d in inv.cards["MT2113X00001"]] == ["0000:82:00.0", "0000:82:00.2",
                                                             "0000:82:00.3"]
     assert inv.by_netdev("ens1f0v").address == "0000:82:00.0"
-    with pytest.raises(fastvpd.DeviceNotFound):
-        inv.by_netdev("eth9")
     assert inv.problems == ("host thing",) and inv.counters["openat"] == 3
     assert inv["0000:82:00.3"].problems == ("numa_node: unreadable (/x)",)
+
+
+def test_inventory_takes_a_pci_address_wherever_it_takes_an_address_string():
+    inv = small_host()
+    pf, vf = PciAddress.parse("0000:82:00.0"), PciAddress.parse("0000:82:00.3")
+    assert inv[vf] is inv["0000:82:00.3"] and inv.get(vf) is inv["0000:82:00.3"]
+    assert vf in inv and PciAddress.parse("0000:99:00.0") not in inv
+    assert inv.vfs(pf_address=pf) == inv.vfs("0000:82:00.0") and len(inv.vfs(pf)) == 2
+    missing = PciAddress.parse("0000:99:00.0")
+    for lookup in (lambda: inv[missing], lambda: inv.vfs(missing)):
+        with pytest.raises(fastvpd.DeviceNotFound) as e:
+            lookup()
+        assert e.value.address == "0000:99:00.0"
+        assert str(e.value) == "no PCI device '0000:99:00.0' in the inventory"
+    assert inv.get(missing) is None
+
+
+def test_by_netdev_names_the_netdev_it_did_not_find():
+    inv = small_host()
+    with pytest.raises(fastvpd.NetdevNotFound) as e:
+        inv.by_netdev("nope")
+    assert str(e.value) == "no netdev 'nope' in the inventory"
+    assert e.value.ifname == "nope" and e.value.address is None
+    # still the DeviceNotFound (and KeyError) that callers catch
+    assert isinstance(e.value, fastvpd.DeviceNotFound) and isinstance(e.value, KeyError)
+    assert isinstance(e.value, fastvpd.FastVpdError)
 
 
 def test_devices_are_immutable_and_cached():
@@ -184,6 +208,16 @@ def test_devices_are_immutable_and_cached():
     with pytest.raises(AttributeError):
         dev.driver = "vfio-pci"
     assert isinstance(dev, PciDevice) and dev.to_dict()["netdevs"] == ["ens1f0", "ens1f0v"]
+
+
+def test_device_to_dict_is_json_ready_with_the_vpd_as_its_own_dict():
+    inv = small_host()
+    d = inv["0000:82:00.0"].to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert d["vpd"] == inv["0000:82:00.0"].vpd.to_dict()
+    assert d["vpd"]["read_only"]["SN"] == {"raw_hex": b"MT2113X00001".hex(), "text": "MT2113X00001"}
+    assert inv["0000:82:00.3"].to_dict()["vpd"] is None
+    assert inv["0000:82:00.3"].to_dict()["problems"] == ["numa_node: unreadable (/x)"]
 
 
 def test_vpd_problems_are_kept_on_the_device():

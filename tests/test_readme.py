@@ -1,15 +1,21 @@
-"""The README's two set-up commands are the ones CI and users run."""
+"""The README's commands are the ones CI and users run, and the docs it and the code point to
+exist."""
 
 import pathlib
 import re
+from pathlib import Path
+
+from tests.support import run_in_checkout
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
+def _section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+
 
 def _commands() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## The two commands", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```sh\n(.+?)\n```", section, re.S)
+    return re.findall(r"```sh\n(.+?)\n```", _section("The two commands"), re.S)
 
 
 def test_readme_has_exactly_two_setup_commands():
@@ -23,3 +29,48 @@ def test_readme_has_exactly_two_setup_commands():
 def test_ci_runs_the_readme_test_command_verbatim():
     ci = (ROOT / ".ci" / "run").read_text()
     assert _commands()[1] in ci.splitlines()
+
+
+def test_the_capture_command_works_as_written(tmp_path: Path):
+    (command,) = re.findall(r"```sh\n(.+?)\n```", _section("Command line"), re.S)
+    assert "\n" not in command and command.startswith("mkdir -p /tmp/ghw && tar xzf ")
+    proc = run_in_checkout(command, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("82 PCI functions: 2 PFs, 8 VFs")
+
+
+def _sources() -> list[Path]:
+    """The text files of the package, and the README."""
+    files = [p for p in sorted((ROOT / "fastvpd").iterdir())
+             if p.suffix in (".py", ".pyx", ".pyi", ".c", ".h", ".build")]
+    assert len(files) > 10
+    return files + [ROOT / "README.md"]
+
+
+def test_every_docs_reference_names_a_page_that_exists():
+    named: dict[str, list[str]] = {}
+    for path in _sources():
+        for ref in re.findall(r"\bdocs/[\w./-]*\w", path.read_text()):
+            named.setdefault(ref, []).append(path.name)
+    assert {"docs/vpd.md", "docs/sysfs.md", "docs/README.md", "docs/nova-contract.md"} <= set(named)
+    missing = {ref: where for ref, where in named.items() if not (ROOT / ref).exists()}
+    assert missing == {}
+
+
+def test_links_between_the_docs_resolve():
+    pages = sorted((ROOT / "docs").glob("*.md"))
+    assert {p.name for p in pages} >= {"README.md", "vpd.md", "sysfs.md"}
+    index = (ROOT / "docs" / "README.md").read_text()
+    assert all(f"]({p.name})" in index for p in pages if p.name != "README.md")
+    for page in pages + [ROOT / "README.md"]:
+        for target in re.findall(r"\]\(([^)#:]+)\)", page.read_text()):
+            resolved = (page.parent / target).resolve()
+            assert resolved.exists(), (page.name, target)
+
+
+def test_no_reference_points_outside_the_repository():
+    """Docstrings and comments point at docs/, not at design notes the repository does not carry."""
+    for path in _sources():
+        text = path.read_text()
+        stale = re.findall(r"(?<!docs/)\b(?:spec/[\w-]+\.md|design\.md)|\.\./shared|/work/", text)
+        assert stale == [], path.name

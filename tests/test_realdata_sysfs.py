@@ -21,10 +21,9 @@ from typing import Any
 import pytest
 
 from fastvpd import _walk, testing
-from fastvpd.cli import main
 from fastvpd.scanner import scan
 from tests.reference import scan as reference
-from tests.support import scratch_dir
+from tests.support import cli, scratch_dir
 
 CAPTURE = Path(__file__).parent / "data" / "sysfs" / "ghw-i350-sriov.tar.gz"
 
@@ -235,10 +234,10 @@ def test_read_vpd_false_changes_nothing_here(capture: Path) -> None:
 
 # -- the command -----------------------------------------------------------------------------------
 
-def test_cli_scan_prints_the_capture(capture: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["scan", "--sysfs", str(capture)]) == 0
-    out, err = capsys.readouterr()
-    assert err == ""
+def test_cli_scan_prints_the_capture(capture: Path) -> None:
+    proc = cli("scan", "--sysfs", str(capture))
+    assert proc.returncode == 0 and proc.stderr == ""
+    out = proc.stdout
     assert "Traceback" not in out
     n = len(from_files(capture))
     assert out.startswith(f"{n} PCI functions: 2 PFs, 8 VFs, 0 cards with a serial number")
@@ -252,9 +251,10 @@ def test_cli_scan_prints_the_capture(capture: Path, capsys: pytest.CaptureFixtur
     assert VFS[PFS[0]][1] not in out  # ... not listed one by one
 
 
-def test_cli_scan_all_lists_every_vf(capture: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["scan", "--sysfs", str(capture), "--all"]) == 0
-    out = capsys.readouterr().out
+def test_cli_scan_all_lists_every_vf(capture: Path) -> None:
+    proc = cli("scan", "--sysfs", str(capture), "--all")
+    assert proc.returncode == 0
+    out = proc.stdout
     for pf in PFS:
         for n, vf in enumerate(VFS[pf]):
             line = [x for x in out.splitlines() if vf in x and "vf " in x]
@@ -263,12 +263,12 @@ def test_cli_scan_all_lists_every_vf(capture: Path, capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.parametrize("layout", [True, False], ids=["offset-stride", "links"])
-def test_cli_scan_json_equals_to_nova(layout: bool, capture: Path, capture_without_layout: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_scan_nova_equals_to_nova(layout: bool, capture: Path,
+                                      capture_without_layout: Path) -> None:
     root = capture if layout else capture_without_layout
-    assert main(["scan", "--sysfs", str(root), "--json"]) == 0
-    out = capsys.readouterr().out
-    got = json.loads(out)
+    proc = cli("scan", "--sysfs", str(root), "--nova")
+    assert proc.returncode == 0
+    got = json.loads(proc.stdout)
     assert got == json.loads(json.dumps(scan(root).to_nova()))
     vfs = [d for d in got if d["dev_type"] == "type-VF"]
     assert len(vfs) == 8
