@@ -2,7 +2,7 @@
 benchmarks/results.svg (the same medians as bars, log scale).
 
 Usage (from the repository root, in the test environment):
-    python benchmarks/report.py [bench_vpd.py bench_scan.py ...]
+    python benchmarks/report.py [bench_vpd.py bench_scan.py ...]   (default: every bench_*.py)
 Every baseline runs in the same pytest session as fastvpd, so the ratios compare like with like on
 a shared, noisy machine.
 """
@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 
 HERE = pathlib.Path(__file__).resolve().parent
-DEFAULT = ["bench_vpd.py", "bench_scan.py"]
+DEFAULT = sorted(p.name for p in HERE.glob("bench_*.py"))
 
 
 def _fmt(seconds: float) -> str:

@@ -200,6 +200,7 @@ class _Glob:
     bus: str
     slot: str
     function: str
+    _pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> _Glob:
@@ -224,9 +225,19 @@ class _Glob:
             return f"{self.domain}:{self.bus}:{self.slot}.{self.function}"
         return None
 
-    def matches(self, fields: tuple[str, str, str, str]) -> bool:
-        return all(p in (_ANY, f) for p, f in zip((self.domain, self.bus, self.slot,
-                                                   self.function), fields))
+    def __post_init__(self) -> None:
+        # One regular expression for the whole address (None: every address), so that a match
+        # is one call: devices are matched by the thousand.
+        parts = (self.domain, self.bus, self.slot, self.function)
+        pattern = None
+        if any(p != _ANY for p in parts):
+            d, b, s, f = (any_ if p == _ANY else re.escape(p)
+                          for p, any_ in zip(parts, ("[^:]+", "[^:]+", "[^.]+", ".+")))
+            pattern = re.compile(f"{d}:{b}:{s}\\.{f}\\Z")
+        object.__setattr__(self, "_pattern", pattern)
+
+    def matches(self, address: str) -> bool:
+        return self._pattern is None or self._pattern.match(address) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,8 +267,10 @@ class _Regex:
             return "%s:%s:%s.%s" % self.raw
         return None
 
-    def matches(self, fields: tuple[str, str, str, str]) -> bool:
-        return all(p.match(f) for p, f in zip(self.patterns, fields))
+    def matches(self, address: str) -> bool:
+        domain, bus, slot, function = _address_fields(address)
+        d, b, s, f = self.patterns
+        return bool(d.match(domain) and b.match(bus) and s.match(slot) and f.match(function))
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,15 +396,15 @@ class DeviceSpec:
         spec. Reads no sysfs. An unbound spec with a single address treats it as a PF exactly
         when the device is a VF whose parent it names."""
         if isinstance(device, PciDevice):
-            vendor, product, address = device.vendor_id, device.product_id, device.address
-            parent, serial = device.parent_addr, device.card_serial_number
+            vendor, product = device.vendor_id, device.product_id
+            address, parent = device.address, device.parent_addr
         else:
-            vendor, product, address = device["vendor_id"], device["product_id"], device["address"]
-            parent = device.get("parent_addr")
-            serial = device.get("capabilities", {}).get("vpd", {}).get("card_serial_number")
-        if self.vendor_id not in (_ANY, vendor) or self.product_id not in (_ANY, product):
+            vendor, product = device["vendor_id"], device["product_id"]
+            address, parent = device["address"], device.get("parent_addr")
+        if ((self.vendor_id != _ANY and self.vendor_id != vendor)
+                or (self.product_id != _ANY and self.product_id != product)):
             return False
-        if self.remote_managed and not serial:
+        if self.remote_managed and not _serial_of(device):
             return False  # Neutron could not find the DPU: Nova leaves such devices out
         matcher = self._address
         if matcher is None:
@@ -403,7 +416,7 @@ class DeviceSpec:
         if parent and self._single is not None and parent == self._single:
             if self._single_is_pf or (self._single_is_pf is None and _CANONICAL.match(parent)):
                 return True  # a PF's address means its VFs too
-        return matcher.matches(_address_fields(address))
+        return matcher.matches(address)
 
     @property
     def nova_trait_value(self) -> bool:
@@ -412,6 +425,13 @@ class DeviceSpec:
         JSON ``true`` still takes its VFs out of the normal pools (the trait trap)."""
         value = self.tags.get("remote_managed")
         return isinstance(value, str) and value.lower() == "true"
+
+
+def _serial_of(device: PciDevice | Mapping[str, Any]) -> str | None:
+    if isinstance(device, PciDevice):
+        return device.card_serial_number
+    serial: str | None = device.get("capabilities", {}).get("vpd", {}).get("card_serial_number")
+    return serial
 
 
 def _show(entry: Any) -> str:
