@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import count
@@ -187,6 +188,9 @@ def _hex4(value: int) -> str | None:
 class Inventory(Mapping[str, PciDevice]):
     """A read-only mapping ``address -> PciDevice`` of one scan, in address order.
 
+    Safe to share between threads: it never changes once built, and the details of inferred VFs
+    are loaded once, by whichever thread asks first, while the others wait for them.
+
     Indexes by PF, card serial and netdev name are built on first use. ``problems`` holds what
     concerned the tree rather than one device (entries that are not PCI addresses, say);
     ``counters`` the syscalls the walk made.
@@ -208,6 +212,7 @@ class Inventory(Mapping[str, PciDevice]):
         self.counters = MappingProxyType(dict(counters or {}))
         self.sysfs = sysfs
         self._details_loader = details_loader
+        self._details_lock = threading.Lock()
         self._devices: dict[int, PciDevice] = {}
         self._vpds: dict[int, Vpd | None] = {}
         self._cards: Mapping[str, tuple[PciDevice, ...]] | None = None
@@ -417,7 +422,7 @@ class Inventory(Mapping[str, PciDevice]):
     def _build(self, i: int) -> PciDevice:
         c = self._cols
         if c.flags[i] & FLAG_INFERRED and self._details_loader is not None:
-            self._load_details()
+            self._load_details()  # every thread that gets here waits for the details
         kind, parent = c.kind[i], c.parent[i]
         driver, netdevs, _ = self._extras.get(i, _walk.NO_EXTRA)
         parent_addr = parent_ifname = pf_mac = None
@@ -479,14 +484,18 @@ class Inventory(Mapping[str, PciDevice]):
         What that read finds wrong (a garbage MAC file; a VF gone since the scan) becomes the
         device's problems, as it would had the scan read the VF itself.
         """
-        loader, self._details_loader = self._details_loader, None
-        wanted = [a for a, f in zip(self._addresses, self._cols.flags) if f & FLAG_INFERRED]
-        for address, (driver, netdevs, problems) in loader(wanted).items():
-            i = self._index[address]
-            self._extras[i] = (driver, netdevs, self._extras.get(i, _walk.NO_EXTRA)[2])
-            if problems:
-                self._device_problems[i] = self._device_problems.get(i, ()) + tuple(
-                    problem_text(*p) for p in problems)
+        with self._details_lock:  # one bulk call; the loader is dropped only once applied
+            loader = self._details_loader
+            if loader is None:
+                return  # another thread loaded them while this one waited
+            wanted = [a for a, f in zip(self._addresses, self._cols.flags) if f & FLAG_INFERRED]
+            for address, (driver, netdevs, problems) in loader(wanted).items():
+                i = self._index[address]
+                self._extras[i] = (driver, netdevs, self._extras.get(i, _walk.NO_EXTRA)[2])
+                if problems:
+                    self._device_problems[i] = self._device_problems.get(i, ()) + tuple(
+                        problem_text(*p) for p in problems)
+            self._details_loader = None
 
 
 def problem_text(attribute: str, message: str, path: str) -> str:

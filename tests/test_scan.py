@@ -16,6 +16,7 @@ import pickle
 import re
 import select
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -823,3 +824,41 @@ def test_strict_vpd_keeps_sound_blobs_and_falls_back_to_the_pf(scratch: Path) ->
     assert strict[vf].vpd is None and strict[vf].card_serial_number == testing.dpu_serial(0)
     assert scan(host, vf_vpd=True)[vf].card_serial_number == "MT0VF"
     assert strict[host.vfs[0]].vpd is not None
+
+
+# -- threads ---------------------------------------------------------------------------------------
+
+def test_an_inventory_shared_by_threads_loads_vf_details_once(scratch: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sixteen threads build VFs of one fresh inventory at once: every VF has its driver and
+    netdevs (none is built while another thread's bulk read runs without the GIL), and the
+    details are read in one call."""
+    host = testing.dpu_host(scratch, cards=2, pfs_per_card=2, vfs_per_pf=256)
+    calls = []
+    real = _walk.details
+
+    def counting(root, wanted, **kw):
+        calls.append(len(wanted))
+        return real(root, wanted, **kw)
+
+    monkeypatch.setattr(_walk, "details", counting)
+    for _ in range(3):
+        inv = scan(host)
+        barrier = threading.Barrier(16)
+        built: dict[str, Any] = {}
+
+        def work(k: int) -> None:
+            barrier.wait()
+            for address in host.vfs[k::16][:24]:
+                built[address] = inv[address]
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(built) == 16 * 24
+        for address, dev in built.items():
+            assert (dev.driver, dev.netdevs) == (host.functions[address].driver,
+                                                host.functions[address].netdevs)
+    assert calls == [len(host.vfs)] * 3
