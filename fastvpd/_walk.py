@@ -11,7 +11,7 @@ has ``(None, (), None)``, as have the VFs the fast path inferred). `Walk.devices
 into one tuple per device (for tests and debugging), the fields in this order (`DEVICE_FIELDS`):
 
 ====  ==================  =====================================================================
- 0    address             ``"DDDD:BB:SS.F"``
+ 0    address             ``"DDDD:BB:SS.F"`` (domains above ffff in 5 to 8 digits, as the kernel)
  1    vendor              int, -1 unknown (likewise every int below)
  2    device              int
  3    class_code          int (24 bits)
@@ -104,6 +104,7 @@ _REASONS = {
     lib.FV_R_LINK: "virtfn{vf} does not point to the computed {addr}",
     lib.FV_R_VF_UNREADABLE: "{attr} of the first VF {addr} could not be read",
     lib.FV_R_MISMATCH: "{attr} of the first VF {addr} is not what the PF implies",
+    lib.FV_R_PHYSFN: "the physfn link of the first VF {addr} does not lead back to this PF",
 }
 
 
@@ -196,7 +197,7 @@ def _message(attr: int, kind: int, err: int, arg: int, detail: str | None) -> st
             return "not a canonical virtfn<N> name; ignored"
         if attr == lib.FV_A_NET:
             return "netdev name with white space; ignored"
-        return "not a PCI address DDDD:BB:SS.F; ignored"
+        return "not a PCI address DDDD:BB:SS.F as the kernel names one; ignored"
     if kind == lib.FV_P_VF_FALLBACK:
         what = _REASONS.get(arg, f"reason {arg}").format(
             vf=err, addr=detail, attr=ATTRIBUTES[err] if 0 <= err < len(ATTRIBUTES) else err)
@@ -205,6 +206,18 @@ def _message(attr: int, kind: int, err: int, arg: int, detail: str | None) -> st
         return f"points to {detail}, a VF another PF (device #{arg}) already lists; ignored"
     if kind == lib.FV_P_ORPHAN_VF:
         return f"VF whose PF ({detail!r}) lists no virtfn link to it"
+    if kind == lib.FV_P_NOT_OWN:
+        return (f"link -> {detail!r} does not lead to the directory the tree's bus/pci/devices "
+                "entry of that device leads to; ignored")
+    if kind == lib.FV_P_NOT_BACK:
+        return f"points to {detail}, whose physfn link does not lead back to this PF; ignored"
+    if kind == lib.FV_P_DUPLICATE:
+        links = f"virtfn{err} and virtfn{arg}" if err >= 0 else f"virtfn{arg} too"
+        return f"named by more than one virtfn link of PF {detail} ({links}); VF number unknown"
+    if kind == lib.FV_P_BAD_TARGET:
+        return f"link -> {detail!r} does not end in drivers/<name>; no driver"
+    if kind == lib.FV_P_BELOW_LINKS:
+        return f"{err} is below the number of virtfn links ({arg})"
     return f"problem kind {kind}"
 
 
@@ -215,9 +228,9 @@ def _text(b: bytes) -> str:
 def _decode_devices(res: Any, strings: bytes) -> tuple[list[str], Columns, dict[int, Extra]]:
     """Addresses, int columns and the strings of the devices that have any (see the docstring)."""
     n = res.n_devices
-    # 12 ASCII bytes each, no separator; the walker lists only well-formed PCI addresses.
-    packed = ffi.buffer(res.addresses, 12 * n)
-    addresses = list(map(bytes.decode, struct.unpack("12s" * n, packed)))
+    # One text, a newline between two names: one decode and one split for every device.
+    addresses = (ffi.buffer(res.addresses, res.addresses_len)[:].decode("ascii")
+                 .split("\n") if n else [])
     ints = memoryview(ffi.buffer(res.devices, n * _DEV_SIZE)[:]).cast("i")
     columns = Columns._make(ints[k::_DEV_INTS].tolist() for k in range(_N_INTS))
     extras: dict[int, Extra] = {}
@@ -324,8 +337,10 @@ def details(root: str | os.PathLike[str], addresses: Iterable[str], *,
     ``counters``, when given, receives the syscalls made.
     """
     root_s = os.fsdecode(root)
-    wanted = [a for a in addresses if isinstance(a, str) and len(a) == 12 and a.isascii()]
-    res = lib.fv_details(os.fsencode(root_s), "".join(wanted).encode("ascii"), len(wanted))
+    wanted = [a for a in addresses
+              if isinstance(a, str) and 12 <= len(a) <= 16 and a.isascii() and "\n" not in a]
+    names = "\n".join(wanted).encode("ascii")
+    res = lib.fv_details(os.fsencode(root_s), names, len(names))
     try:
         _check(res, root_s)
         strings = ffi.buffer(res.strings, res.strings_len)[:] if res.strings_len else b""

@@ -232,7 +232,8 @@ class HostSpec:
     a root port ``DDDD:00:SS.F`` of the root complex ``pci<DDDD>:00``; a card with many VFs takes
     as many buses as its VFs need. Group *i* (in that order) is on NUMA node ``i % numa_nodes``
     (``numa_nodes=0``: every ``numa_node`` file says -1). With ``bridges=True`` the root ports are
-    PCI functions too (class 0x060400, driver pcieport), as on real hosts.
+    PCI functions too (class 0x060400, driver pcieport), as on real hosts. `domain` may be above
+    ffff, as behind an Intel VMD (``10000:e1:00.0``: the kernel prints the domain with ``%04x``).
     """
 
     dpus: Sequence[DpuSpec] = ()
@@ -246,8 +247,8 @@ class HostSpec:
     def __post_init__(self) -> None:
         for name in ("dpus", "nics", "others"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        if not 0 <= self.domain <= 0xFFFF:
-            raise ValueError(f"domain {self.domain:#x} is outside 0..0xffff")
+        if not 0 <= self.domain <= 0xFFFFFFFF:
+            raise ValueError(f"domain {self.domain:#x} is outside 0..0xffffffff")
         if not 1 <= self.first_bus <= 0xFF:
             raise ValueError("first_bus must be 1..0xff (bus 0 holds the root ports)")
         if len(self.dpus) + len(self.nics) + len(self.others) > 31 * 8:
@@ -842,3 +843,4 @@ def add_netdev(host: BuiltHost | str | os.PathLike[str], address: str, ifname: s
     os.makedirs(f"{net}/{ifname}")
     _put(f"{net}/{ifname}/address", mac.encode() + b"\n")
     return Breakage("add_netdev", address, f"net/{ifname}", f"{net}/{ifname}")
+

@@ -186,7 +186,7 @@ host_specs = st.builds(
     nics=st.lists(nic_specs, max_size=2),
     others=st.lists(other_specs, max_size=1),
     numa_nodes=st.integers(0, 2),
-    domain=st.sampled_from([0, 0x10]),
+    domain=st.sampled_from([0, 0x10, 0x10000, 0xFFFFFFFF]),
     first_bus=st.sampled_from([0x03, 0x80]),
     bridges=st.booleans(),
 )
@@ -268,6 +268,26 @@ def test_vfs_spill_onto_higher_buses_with_stride(scratch: Path) -> None:
     assert all(d.problems == () for d in inv.values())
     rows = _walk.walk(host.root).devices
     assert all(r[_FLAGS] & _walk.F_INFERRED for r in rows if r[_KIND] == _walk.KIND_VF)
+
+
+def test_vmd_domain_above_ffff(scratch: Path) -> None:
+    """Behind an Intel VMD the kernel names functions 10000:e1:00.0: scanned like any other,
+    VFs computed from the layout (same domain), Nova's dev_id as libvirt names the node device."""
+    host = testing.dpu_host(scratch / "sys", cards=1, pfs_per_card=2, vfs_per_pf=4,
+                            domain=0x10000, first_bus=0xE1, nics=[NicSpec(vpd=True)])
+    assert host.pfs[0] == "10000:e1:00.0"
+    inv = scan(host)
+    assert_same(facts(inv), host.expected(), "BuiltHost.expected()")
+    assert_same(facts(inv), reference.scan(host), "reference")
+    assert all(d.problems == () for d in inv.values()) and inv.problems == ()
+    rows = _walk.walk(host.root).devices
+    assert all(r[_FLAGS] & _walk.F_INFERRED for r in rows if r[_KIND] == _walk.KIND_VF)
+    vf = inv["10000:e1:00.3"]
+    assert (vf.parent_addr, vf.vf_num, vf.driver) == ("10000:e1:00.0", 1, "mlx5_core")
+    assert fastvpd.PciAddress.parse(vf.address).domain == 0x10000
+    nova = {n["address"]: n for n in inv.to_nova()}
+    assert nova["10000:e1:00.3"]["dev_id"] == "pci_10000_e1_00_3"
+    assert nova == {n["address"]: n for n in reference.to_nova(reference.scan(host))}
 
 
 # -- hostile trees ---------------------------------------------------------------------------------
@@ -531,19 +551,33 @@ def test_dangling_device_link(role: str) -> None:
         _assert_others_intact(res, host, touched, gone={address})
 
 
-@pytest.mark.parametrize("vf", [VF1, VF2], ids=["middle-vf", "last-vf"])
-def test_dangling_device_link_of_an_inferred_vf_shows_when_its_details_are_read(vf: str) -> None:
-    """The fast path trusts the PF's virtfn count and checks only the first VF (design.md, idea
-    1): a later VF whose directory vanished is still in the scan's result; reading its details
+def test_dangling_device_link_of_an_inferred_vf_shows_when_its_details_are_read() -> None:
+    """The fast path trusts the PF's virtfn count and reads only the first VF (design.md, idea
+    1): a middle VF whose directory vanished is still in the scan's result; reading its details
     (one bulk call for all inferred VFs) finds it gone and says so on the device."""
     with scratch_dir("hostile") as d:
         host = _build_hostile(d)
-        testing.dangling_device_link(host, vf)
+        testing.dangling_device_link(host, VF1)
         inv = scan(host)
-        assert vf in inv and inv.problems == ()
-        dev = inv[vf]
+        assert VF1 in inv and inv.problems == ()
+        dev = inv[VF1]
         assert dev.driver is None and dev.netdevs == ()
-        assert any(p.startswith("entry: ") and vf in p for p in dev.problems), dev.problems
+        assert any(p.startswith("entry: ") and VF1 in p for p in dev.problems), dev.problems
+
+
+def test_dangling_device_link_of_the_last_vf_is_seen_by_the_scan() -> None:
+    """The last virtfn link must lead to the tree's own directory of the computed last VF: when
+    that directory is gone the layout check fails, the PF's links are read one by one, and the
+    vanished VF is left out like any other (named in the host problems)."""
+    with scratch_dir("hostile") as d:
+        host = _build_hostile(d)
+        testing.dangling_device_link(host, VF2)
+        inv = scan(host)
+        assert VF2 not in inv
+        assert [p for p in inv.problems if p.startswith(f"{VF2}: ")], inv.problems
+        (note,) = [p for p in inv[PF].problems if is_fallback_notice(p)]
+        assert "virtfn2 does not point to the computed 0000:03:00.4" in note
+        assert [inv[v].vf_num for v in (VF0, VF1)] == [0, 1]
 
 
 @pytest.mark.parametrize(("role", "vf_num"), [("PF", 0), ("PF", 1), ("PF", 2), ("FPF", 1)])
@@ -792,7 +826,7 @@ def test_scan_is_public() -> None:
     assert "scan" in fastvpd.__all__
 
 
-_PCI_NAME = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]\Z")
+_PCI_NAME = re.compile(r"(?:[0-9a-f]{4}|[1-9a-f][0-9a-f]{4,7}):[0-9a-f]{2}:[01][0-9a-f]\.[0-7]\Z")
 
 
 def _num(path: Path) -> int:
@@ -804,7 +838,7 @@ def test_real_sys_of_this_machine() -> None:
     if not base.is_dir():
         pytest.skip("no /sys/bus/pci/devices here")
     inv = scan("/sys", read_vpd=False)
-    names = sorted(n for n in os.listdir(base) if _PCI_NAME.match(n))
+    names = sorted((n for n in os.listdir(base) if _PCI_NAME.match(n)), key=reference.address_order)
     assert list(inv) == names
     assert inv.problems == ()
     for dev in inv.values():
