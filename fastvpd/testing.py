@@ -24,7 +24,10 @@ spec gives the same addresses, serials and MACs.
 
 The ``BuiltHost`` carries the facts a correct scanner must report (`BuiltHost.expected`).
 The hostile mutators (`dangling_device_link`, `fifo_attribute`, ...) break a built tree the way
-real hosts break and return a `Breakage` naming the function that should carry the problem.
+real hosts break and return a `Breakage` naming the function that should carry the problem. The
+link liars (`virtfn_to_pf`, `virtfn_to_foreign_vf`, `duplicate_virtfn`, `virtfn_outside_tree`)
+make a PF's ``virtfn<N>`` name the wrong function while every file still looks sound: a scanner
+that trusts link names reports a wrong PF, VF or ``vf_num`` for them without a word.
 """
 
 from __future__ import annotations
@@ -68,7 +71,12 @@ __all__ = [
     "non_pci_entry",
     "long_name_entry",
     "set_attribute",
+    "set_link",
     "add_netdev",
+    "virtfn_to_pf",
+    "virtfn_to_foreign_vf",
+    "duplicate_virtfn",
+    "virtfn_outside_tree",
 ]
 
 #: The keys of one device in the scan result format (`BuiltHost.expected`, tests/reference/scan.py).
@@ -844,3 +852,80 @@ def add_netdev(host: BuiltHost | str | os.PathLike[str], address: str, ifname: s
     _put(f"{net}/{ifname}/address", mac.encode() + b"\n")
     return Breakage("add_netdev", address, f"net/{ifname}", f"{net}/{ifname}")
 
+
+def set_link(host: BuiltHost | str | os.PathLike[str], address: str, name: str,
+             target: str) -> Breakage:
+    """Make `name` of `address` (``driver``, ``physfn``, ``virtfn3``, ...) a symlink to `target`,
+    verbatim, in place of whatever was there (e.g. ``set_link(h, a, "driver", "driver")``, a
+    driver link to itself)."""
+    path = _attr_path(host, address, name)
+    _remove(path)
+    os.symlink(target, path)
+    return Breakage("set_link", address, name, path, detail=target)
+
+
+def _function_dir(host: BuiltHost | str | os.PathLike[str], address: str) -> str:
+    return os.path.realpath(f"{_root(host)}/bus/pci/devices/{address}")
+
+
+def _repoint_virtfn(host: BuiltHost | str | os.PathLike[str], pf_address: str, vf_num: int,
+                    target_dir: str, kind: str) -> Breakage:
+    """Point virtfn<vf_num> of the PF at `target_dir`, relative to the PF's real directory as the
+    kernel's links are; `detail` is the VF the link named before."""
+    pf_dir = _function_dir(host, pf_address)
+    link = f"{pf_dir}/virtfn{vf_num}"
+    before = os.path.basename(os.readlink(link))
+    os.unlink(link)
+    os.symlink(os.path.relpath(target_dir, pf_dir), link)
+    return Breakage(kind, pf_address, f"virtfn{vf_num}",
+                    _attr_path(host, pf_address, f"virtfn{vf_num}"), detail=before)
+
+
+def virtfn_to_pf(host: BuiltHost | str | os.PathLike[str], pf_address: str, vf_num: int,
+                 other_pf: str) -> Breakage:
+    """Point the PF's ``virtfn<vf_num>`` at another PF (a sound function that is no VF at all).
+
+    A scanner must not make `other_pf` a VF of `pf_address` (nor strip `other_pf`'s own VFs of
+    their parent). The problem belongs to `pf_address`; `detail` is the VF that lost its link
+    (it still has its ``physfn``: a VF its PF does not list)."""
+    return _repoint_virtfn(host, pf_address, vf_num, _function_dir(host, other_pf),
+                           "virtfn_to_pf")
+
+
+def virtfn_to_foreign_vf(host: BuiltHost | str | os.PathLike[str], pf_address: str, vf_num: int,
+                         other_vf: str) -> Breakage:
+    """Point the PF's ``virtfn<vf_num>`` at `other_vf`, a VF of another PF (whose ``physfn``
+    leads there). `other_vf` stays its own PF's VF whichever PF a scanner reads first; the
+    problem belongs to `pf_address`; `detail` is the VF that lost its link."""
+    return _repoint_virtfn(host, pf_address, vf_num, _function_dir(host, other_vf),
+                           "virtfn_to_foreign_vf")
+
+
+def duplicate_virtfn(host: BuiltHost | str | os.PathLike[str], pf_address: str, vf_num: int,
+                     as_vf_num: int) -> Breakage:
+    """Point the PF's ``virtfn<vf_num>`` at the VF its ``virtfn<as_vf_num>`` names: two links,
+    one VF. Which number is that VF's cannot be told from the links; a scanner that reads them
+    must not pick one silently. `address` is the VF both links name (the one that should carry
+    the problem when the links are read), `detail` the VF that lost its link."""
+    target = os.path.realpath(_attr_path(host, pf_address, f"virtfn{as_vf_num}"))
+    b = _repoint_virtfn(host, pf_address, vf_num, target, "duplicate_virtfn")
+    return dataclasses.replace(b, address=os.path.basename(target))
+
+
+def virtfn_outside_tree(host: BuiltHost | str | os.PathLike[str], pf_address: str,
+                        vf_num: int) -> Breakage:
+    """Point the PF's ``virtfn<vf_num>`` at a look-alike of its VF outside the tree: a directory
+    with the same name (the VF's address), copies of the VF's files and a ``physfn`` link to the
+    PF, made next to the tree (in ``<root>.outside/``). Only where the link leads gives it away;
+    its name is right. The problem belongs to `pf_address`; `detail` is the VF that lost its
+    link, `path` the link."""
+    vf_dir = os.path.realpath(_attr_path(host, pf_address, f"virtfn{vf_num}"))
+    vf = os.path.basename(vf_dir)
+    fake = f"{_root(host)}.outside/virtfn{vf_num}-of-{pf_address}/{vf}"
+    os.makedirs(fake)
+    with os.scandir(vf_dir) as it:
+        for entry in it:
+            if entry.is_file(follow_symlinks=False) and entry.name != "vpd":
+                shutil.copyfile(entry.path, f"{fake}/{entry.name}")
+    os.symlink(_function_dir(host, pf_address), f"{fake}/physfn")
+    return _repoint_virtfn(host, pf_address, vf_num, fake, "virtfn_outside_tree")

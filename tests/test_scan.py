@@ -604,6 +604,60 @@ def test_dangling_virtfn_link(role: str, vf_num: int) -> None:
         assert res["nova"] == res["ref_nova"]
 
 
+# The link liars: (mutator, PF, vf_num, argument). PF reads its VFs on the fast path (virtfn0 and
+# the last link are checked, VF 1's is never read), FPF reads every link.
+PF1 = "0000:03:00.1"  # the card's other PF (its VFs from 0000:03:01.2 on)
+LINK_LIES = [
+    ("virtfn_to_pf", PF, 0, PF1), ("virtfn_to_pf", PF, 1, PF1), ("virtfn_to_pf", PF, 2, FPF),
+    ("virtfn_to_pf", FPF, 1, PF),
+    ("virtfn_to_foreign_vf", PF, 0, FVF), ("virtfn_to_foreign_vf", PF, 2, "0000:03:01.3"),
+    ("virtfn_to_foreign_vf", FPF, 1, VF1),  # a VF of a PF read before
+    ("duplicate_virtfn", PF, 0, 1), ("duplicate_virtfn", PF, 1, 0), ("duplicate_virtfn", FPF, 2, 0),
+    ("virtfn_outside_tree", PF, 0, None), ("virtfn_outside_tree", PF, 2, None),
+    ("virtfn_outside_tree", FPF, 1, None),
+]
+
+
+@pytest.mark.parametrize(("mutator", "pf", "vf_num", "arg"), LINK_LIES,
+                         ids=[f"{m}-{'FPF' if p == FPF else 'PF'}-virtfn{n}" for m, p, n, _ in LINK_LIES])
+def test_links_that_lie(mutator: str, pf: str, vf_num: int, arg: Any) -> None:
+    """A virtfn link names the wrong function while every file looks sound. The scan gives the
+    right answer or a problem on the device it is unsure of; every other device is exact."""
+    with scratch_dir("hostile") as d:
+        host = _build_hostile(d)
+        args = (arg,) if arg is not None else ()
+        b = getattr(testing, mutator)(host, pf, vf_num, *args)
+        assert b.path == f"{host.root}/bus/pci/devices/{pf}/virtfn{vf_num}"
+        lost = b.detail
+        assert lost == host.functions[pf].vfs[vf_num]
+        res = _scan_hostile(host)
+        got, want = by_address(res["facts"]), by_address(host.expected())
+        if pf == PF and 0 < vf_num < len(host.functions[pf].vfs) - 1:
+            # The fast path never reads a middle link: the answer is the SR-IOV layout, right.
+            assert got == want and all(_new_problems(res, a) == () for a in got)
+            return
+        unsure = {lost} | ({b.address} if mutator == "duplicate_virtfn" else set())
+        for a in unsure:  # a VF of its PF (physfn says so) whose number the links do not tell
+            assert got[a] == {**want[a], "vf_num": None}, diff([got[a]], [want[a]])
+            assert _new_problems(res, a), a
+        assert any("lists no virtfn link" in p for p in _new_problems(res, lost))
+        if mutator == "duplicate_virtfn":
+            assert any(f"named by more than one virtfn link of PF {pf}" in p
+                       for p in _new_problems(res, b.address))
+        else:  # the PF says which link it did not take
+            assert any(p.startswith("virtfn: ") and p.endswith(f"({b.path})")
+                       for p in _new_problems(res, pf)), _new_problems(res, pf)
+        for a in got:
+            if a not in unsure:
+                assert got[a] == want[a], diff([got[a]], [want[a]])
+            if a not in unsure | {pf}:
+                assert _new_problems(res, a) == (), (a, _new_problems(res, a))
+        exact = {a for a in got if a not in unsure}
+        assert ([n for n in res["nova"] if n["address"] in exact]
+                == [n for n in reference.to_nova(host.expected()) if n["address"] in exact])
+        assert res["host"] == ()
+
+
 @pytest.mark.parametrize("mutator", ["non_pci_entry", "long_name_entry"])
 def test_stray_entries_are_named_and_skipped(mutator: str) -> None:
     with scratch_dir("hostile") as d:
