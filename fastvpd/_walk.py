@@ -55,7 +55,8 @@ from typing import Any, NamedTuple
 from ._sysfs import ffi, lib
 from .errors import SysfsError
 
-__all__ = ["DEVICE_FIELDS", "Columns", "Walk", "walk", "details", "to_rows", "from_rows"]
+__all__ = ["DEVICE_FIELDS", "Columns", "Walk", "walk", "details", "root_path", "to_rows",
+           "from_rows"]
 
 DEVICE_FIELDS = (
     "address", "vendor", "device", "class_code", "numa_node", "kind", "parent", "vf_num",
@@ -283,6 +284,17 @@ def _counters(res: Any) -> dict[str, int]:
     return out
 
 
+def root_path(root: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> str:
+    """A sysfs root as ``str`` (bytes decoded with `os.fsdecode`); ValueError for a NUL byte.
+
+    Every layer takes what `open` takes, and the problems' paths are ``str`` whatever it was.
+    """
+    path = os.fsdecode(os.fspath(root))
+    if "\0" in path:
+        raise ValueError(f"embedded null byte in the sysfs root {path!r}")
+    return path
+
+
 def _check(res: Any, root: str) -> None:
     if res == ffi.NULL:
         raise MemoryError("fastvpd: cannot allocate the sysfs walk result")
@@ -300,14 +312,17 @@ def _check(res: Any, root: str) -> None:
     raise MemoryError(f"fastvpd: sysfs walk of {root} ran out of memory (error {error})")
 
 
-def walk(root: str | os.PathLike[str], *, read_vpd: bool = True, vf_vpd: bool = False) -> Walk:
+Root = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
+
+def walk(root: Root, *, read_vpd: bool = True, vf_vpd: bool = False) -> Walk:
     """Walk ``<root>/bus/pci/devices`` in one C call; see the module docstring for the rows.
 
     ``read_vpd`` reads the raw ``vpd`` of PFs and functions without SR-IOV; ``vf_vpd`` (with
     ``read_vpd``) of VFs as well, one open per VF. Raises `SysfsError` only when ``root`` is no
-    usable sysfs tree; everything else becomes a problem row.
+    usable sysfs tree (ValueError when it holds a NUL byte); everything else becomes a problem row.
     """
-    root_s = os.fsdecode(root)
+    root_s = root_path(root)
     flags = (lib.FV_READ_VPD if read_vpd else 0) | (lib.FV_VF_VPD if read_vpd and vf_vpd else 0)
     res = lib.fv_walk(os.fsencode(root_s), flags)
     try:
@@ -326,7 +341,7 @@ def walk(root: str | os.PathLike[str], *, read_vpd: bool = True, vf_vpd: bool = 
             lib.fv_free(res)
 
 
-def details(root: str | os.PathLike[str], addresses: Iterable[str], *,
+def details(root: Root, addresses: Iterable[str], *,
             counters: dict[str, int] | None = None,
             ) -> dict[str, tuple[str | None, Netdevs, list[tuple[str, str, str]]]]:
     """Driver, netdevs and problems of many devices in one C call.
@@ -336,7 +351,7 @@ def details(root: str | os.PathLike[str], addresses: Iterable[str], *,
     no netdevs and a problem saying so; strings that are no PCI address are left out.
     ``counters``, when given, receives the syscalls made.
     """
-    root_s = os.fsdecode(root)
+    root_s = root_path(root)
     wanted = [a for a in addresses
               if isinstance(a, str) and 12 <= len(a) <= 16 and a.isascii() and "\n" not in a]
     names = "\n".join(wanted).encode("ascii")

@@ -678,9 +678,10 @@ def _numa(value: int) -> int | None:
     return None if value < 0 else value
 
 
-def build_host(root: str | os.PathLike[str], spec: HostSpec) -> BuiltHost:
+def build_host(root: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+               spec: HostSpec) -> BuiltHost:
     """Write the tree of `spec` under `root` (created if missing; must not hold a tree already)."""
-    root_s = os.path.abspath(os.fspath(root))
+    root_s = os.path.abspath(os.fsdecode(os.fspath(root)))
     return _Builder(root_s, spec).build()
 
 
@@ -716,8 +717,8 @@ class Breakage:
     detail: str | None = None
 
 
-def _root(host: BuiltHost | str | os.PathLike[str]) -> str:
-    return os.path.abspath(os.fspath(host))
+def _root(host: BuiltHost | str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> str:
+    return os.path.abspath(os.fsdecode(os.fspath(host)))
 
 
 def _attr_path(host: BuiltHost | str | os.PathLike[str], address: str, attribute: str) -> str:

@@ -875,6 +875,56 @@ def test_bad_roots_raise_sysfs_error(scratch: Path) -> None:
     assert len(inv) == 0 and inv.to_nova() == [] and inv.pfs() == () and dict(inv.cards) == {}
 
 
+class _BytesPath:
+    """A path-like object whose path is bytes."""
+
+    def __init__(self, path: bytes) -> None:
+        self.path = path
+
+    def __fspath__(self) -> bytes:
+        return self.path
+
+
+def test_roots_str_bytes_and_path_like_scan_alike(scratch: Path) -> None:
+    """A root may be str, bytes or path-like (of either): the same inventory, and its paths (in
+    problems, VPD problems included, and in lazily read details) are str in every case."""
+    host = testing.build_host(scratch / "sys", HostSpec(dpus=[DpuSpec(
+        pfs=1, vfs_per_pf=2, vpd_blob=_BAD_CHECKSUM_VPD)], nics=[NicSpec(vpd=True)]))
+    vf = host.vfs[1]
+    testing.garbage_attribute(host, vf, f"net/{host.functions[vf].netdevs[0]}/address")
+    testing.empty_attribute(host, host.pfs[0], "class")
+    s = host.root
+    want = None
+    for root in (s, os.fsencode(s), Path(s), host, _BytesPath(os.fsencode(s))):
+        inv = scan(root)
+        assert inv.sysfs == s
+        got = (facts(inv), {a: d.problems for a, d in inv.items()}, inv.to_nova())
+        assert all(isinstance(p, str) for probs in got[1].values() for p in probs)
+        assert any(p.startswith("vpd: offset 35: checksum wrong") for p in got[1][host.pfs[0]])
+        assert any(p.startswith("net: garbage content") for p in got[1][vf])  # lazily read
+        if want is None:
+            want = got
+        assert got == want, type(root)
+    with pytest.raises(SysfsError) as e:
+        scan(os.fsencode(str(scratch / "missing")))
+    assert e.value.path == str(scratch / "missing")
+
+
+@pytest.mark.parametrize("root", ["/sys\0x", b"/sys\0", Path("/sys\0/x")], ids=repr)
+def test_nul_in_the_root_is_a_value_error(root: Any) -> None:
+    """A C string would end at the NUL and scan the prefix: refused up front, as open() does."""
+    for call in (lambda: scan(root), lambda: _walk.walk(root),
+                 lambda: _walk.details(root, ["0000:00:00.0"])):
+        with pytest.raises(ValueError, match="null byte"):
+            call()
+
+
+@pytest.mark.parametrize("root", [None, 42, ["/sys"]], ids=repr)
+def test_a_root_that_is_no_path_is_a_type_error(root: Any) -> None:
+    with pytest.raises(TypeError):
+        scan(root)
+
+
 def test_scan_is_public() -> None:
     assert fastvpd.scan is scan
     assert "scan" in fastvpd.__all__
