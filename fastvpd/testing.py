@@ -813,6 +813,8 @@ def dangling_virtfn_link(host: BuiltHost | str | os.PathLike[str], pf_address: s
     address; the problem belongs to the PF."""
     link = _attr_path(host, pf_address, f"virtfn{vf_num}")
     vf = os.path.basename(os.readlink(link))
+    if not os.path.lexists(f"{_root(host)}/bus/pci/devices/{vf}") or vf in (".", ".."):
+        raise ValueError(f"{link} names no function of the tree: {os.readlink(link)!r}")
     vf_dir = os.path.realpath(link)
     shutil.rmtree(vf_dir)
     _remove(f"{_root(host)}/bus/pci/devices/{vf}")
