@@ -419,11 +419,11 @@ class Inventory(Mapping[str, PciDevice]):
         c = self._cols
         if c.vf_device[i] >= 0:
             return _hex4(c.vf_device[i])
-        # older kernels: no sriov_vf_device; any VF of this PF tells
-        for kind, parent, device in zip(c.kind, c.parent, c.device):
-            if kind == 2 and parent == i and device >= 0:
-                return _hex4(device)
-        return None
+        # older kernels: no sriov_vf_device; the VFs its virtfn links name tell, lowest number
+        # first (not a VF whose physfn alone names this PF: the PF does not list it)
+        found = [(n, device) for kind, parent, n, device in zip(c.kind, c.parent, c.vf_num, c.device)
+                 if kind == 2 and parent == i and n >= 0 and device >= 0]
+        return _hex4(min(found)[1]) if found else None
 
     def _load_details(self) -> None:
         """Read driver and netdevs of every VF the fast path inferred, in one bulk call.

@@ -658,6 +658,22 @@ def test_links_that_lie(mutator: str, pf: str, vf_num: int, arg: Any) -> None:
         assert res["host"] == ()
 
 
+def test_a_function_whose_physfn_alone_names_a_pf_tells_nothing_of_that_pf(scratch: Path) -> None:
+    """Found by fuzz/fuzz_scan.py: a physfn link that names a PF without sriov_vf_device (and
+    without VFs) made that PF report the orphan's device ID as its VFs'. Only the VFs the PF's
+    own virtfn links name tell (the reference scanner's rule)."""
+    host = testing.build_host(scratch / "sys", HostSpec(dpus=[
+        DpuSpec(pfs=1, vfs_per_pf=2, sriov_files=False),
+        DpuSpec(pfs=2, vfs_per_pf=0, sriov_files=False)]))
+    liar, named = host.cards[0].pfs[0], host.cards[1].pfs[1]
+    testing.set_link(host, liar, "physfn", os.path.relpath(
+        host.functions[named].path, host.functions[liar].path))
+    inv = scan(host)
+    assert inv[named].vf_product_id is None and inv[named].problems == ()
+    assert inv[liar].dev_type == "type-VF" and inv[liar].parent_addr == named
+    assert inv[liar].vf_num is None and any("lists no virtfn link" in p for p in inv[liar].problems)
+
+
 @pytest.mark.parametrize("mutator", ["non_pci_entry", "long_name_entry"])
 def test_stray_entries_are_named_and_skipped(mutator: str) -> None:
     with scratch_dir("hostile") as d:
