@@ -7,9 +7,11 @@
  * is read with openat + read, no fstat (see read_file). The fds of a device are closed together
  * after it, normally in one close_range (see fd_flush). A PF's VFs are computed from
  * sriov_offset/sriov_stride (VF RID = PF RID + offset + N * stride) and verified by the virtfn
- * names, the device listing, two readlinkat calls and the first VF's identity files (one listing
- * of virtfn0/); every other VF is filled from its PF without a syscall. A PF with its netdev and
- * VPD costs about 40 syscalls, VFs included. */
+ * names, the device listing, six fstat/fstatat calls (the first and the last virtfn lead to the
+ * tree's own directories of the computed addresses, the first VF's physfn leads back to the PF)
+ * and the first VF's identity files (one listing of bus/pci/devices/<first VF>/); every other VF
+ * is filled from its PF without a syscall. A PF with its netdev and VPD costs about 45 syscalls,
+ * VFs included. Links are compared by what they lead to (st_dev, st_ino), never by name only. */
 #include "_sysfs.h"
 
 #include <dirent.h>
@@ -26,7 +28,8 @@
 
 #define DENTS_BUF (64 * 1024)
 #define DENT_HDR 19     /* d_ino (8), d_off (8), d_reclen (2), d_type (1), then d_name */
-#define ADDR_LEN 12
+#define ADDR_MIN 12     /* "DDDD:BB:SS.F" */
+#define ADDR_MAX 16     /* an 8-digit domain (the kernel prints it with %04x, an int) */
 #define LINK_CAP 4096
 #define DETAIL_CAP LINK_CAP /* problem details (link targets, file contents) are kept whole;
                                _walk.py cuts them for display, marked */
@@ -35,7 +38,7 @@
 #define SYSFS_MAGIC_ 0x62656572 /* <linux/magic.h> SYSFS_MAGIC */
 #define TMPFS_MAGIC_ 0x01021994 /* <linux/magic.h> TMPFS_MAGIC */
 
-enum { ST_DONE = 1, ST_PHYSFN = 2 };
+enum { ST_DONE = 1, ST_PHYSFN = 2, ST_DUP = 4 };
 enum { RD_OK = 0, RD_ERR, RD_NOTREG, RD_TOOLONG };
 enum { V_GONE = -100 }; /* attribute getter: the device vanished */
 
@@ -61,7 +64,7 @@ typedef struct walker {
     size_t prob_cap;
     unsigned char *dents;
     unsigned char *vpd; /* FV_VPD_CAP + 1 */
-    uint32_t *keys;     /* sorted device keys: domain << 16 | routing ID */
+    uint64_t *keys;     /* sorted device keys: domain << 16 | routing ID */
     int32_t n;
     uint8_t *state;
     int32_t *vfn;       /* virtfn numbers of the device being listed */
@@ -261,53 +264,64 @@ static int hexval(unsigned char ch)
     return -1;
 }
 
-/* "DDDD:BB:SS.F", lower-case hex, slot <= 0x1f, function <= 7 -> key; -1 when invalid. */
+/* A PCI address as the kernel names it (dev_set_name "%04x:%02x:%02x.%d": lower-case hex, the
+ * domain in 4 digits, or 5 to 8 without a leading zero above ffff, e.g. Intel VMD's
+ * "10000:e1:00.0"), slot <= 0x1f, function <= 7 -> key (domain << 16 | routing ID); -1 when the
+ * name is anything else. */
 static int64_t parse_addr(const char *s, size_t len)
 {
-    static const char shape[] = "hhhh:hh:hh.h";
-    if (len != ADDR_LEN)
+    if (len < ADDR_MIN || len > ADDR_MAX)
         return -1;
-    uint32_t v[12];
-    for (size_t i = 0; i < ADDR_LEN; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (shape[i] == 'h') {
-            int h = hexval(ch);
-            if (h < 0)
-                return -1;
-            v[i] = (uint32_t)h;
-        } else if (ch != (unsigned char)shape[i]) {
+    size_t dl = len - 8; /* ":BB:SS.F" is 8 bytes */
+    if (dl > 4 && s[0] == '0')
+        return -1;
+    uint64_t domain = 0;
+    for (size_t i = 0; i < dl; i++) {
+        int h = hexval((unsigned char)s[i]);
+        if (h < 0)
             return -1;
-        }
+        domain = domain << 4 | (uint64_t)h;
     }
-    uint32_t domain = v[0] << 12 | v[1] << 8 | v[2] << 4 | v[3];
-    uint32_t bus = v[5] << 4 | v[6];
-    uint32_t slot = v[8] << 4 | v[9];
-    uint32_t fn = v[11];
+    const char *t = s + dl;
+    if (t[0] != ':' || t[3] != ':' || t[6] != '.')
+        return -1;
+    int b1 = hexval((unsigned char)t[1]), b0 = hexval((unsigned char)t[2]);
+    int s1 = hexval((unsigned char)t[4]), s0 = hexval((unsigned char)t[5]);
+    int fn = hexval((unsigned char)t[7]);
+    if (b1 < 0 || b0 < 0 || s1 < 0 || s0 < 0 || fn < 0)
+        return -1;
+    uint64_t bus = (uint64_t)(b1 << 4 | b0), slot = (uint64_t)(s1 << 4 | s0);
     if (slot > 0x1f || fn > 7)
         return -1;
-    return (int64_t)(domain << 16 | bus << 8 | slot << 3 | fn);
+    return (int64_t)(domain << 16 | bus << 8 | slot << 3 | (uint64_t)fn);
 }
 
-static void fmt_addr(uint32_t key, char out[ADDR_LEN + 1])
+/* The name of a key (the inverse of parse_addr) into out, NUL-terminated; returns its length. */
+static size_t fmt_addr(uint64_t key, char out[ADDR_MAX + 1])
 {
     static const char hx[] = "0123456789abcdef";
-    uint32_t domain = key >> 16, bus = (key >> 8) & 0xff, slot = (key >> 3) & 0x1f, fn = key & 7;
-    out[0] = hx[(domain >> 12) & 15];
-    out[1] = hx[(domain >> 8) & 15];
-    out[2] = hx[(domain >> 4) & 15];
-    out[3] = hx[domain & 15];
-    out[4] = ':';
-    out[5] = hx[bus >> 4];
-    out[6] = hx[bus & 15];
-    out[7] = ':';
-    out[8] = hx[slot >> 4];
-    out[9] = hx[slot & 15];
-    out[10] = '.';
-    out[11] = hx[fn];
-    out[12] = '\0';
+    uint64_t domain = key >> 16;
+    unsigned bus = (unsigned)(key >> 8) & 0xff, slot = (unsigned)(key >> 3) & 0x1f;
+    unsigned fn = (unsigned)key & 7;
+    size_t dl = 4;
+    while (dl < 8 && (domain >> (4 * dl)) != 0)
+        dl++;
+    for (size_t k = 0; k < dl; k++)
+        out[k] = hx[(domain >> (4 * (dl - 1 - k))) & 15];
+    char *t = out + dl;
+    t[0] = ':';
+    t[1] = hx[bus >> 4];
+    t[2] = hx[bus & 15];
+    t[3] = ':';
+    t[4] = hx[slot >> 4];
+    t[5] = hx[slot & 15];
+    t[6] = '.';
+    t[7] = hx[fn];
+    t[8] = '\0';
+    return dl + 8;
 }
 
-static int32_t lookup(const walker *w, uint32_t key)
+static int32_t lookup(const walker *w, uint64_t key)
 {
     int32_t lo = 0, hi = w->n;
     while (lo < hi) {
@@ -333,7 +347,7 @@ static int32_t link_target(const walker *w, const char *t, size_t len, const cha
     int64_t key = parse_addr(t + b, len - b);
     if (key < 0)
         return -2;
-    return lookup(w, (uint32_t)key);
+    return lookup(w, (uint64_t)key);
 }
 
 /* ---- reading files --------------------------------------------------------------------------- */
@@ -562,7 +576,7 @@ static int list_dir(walker *w, int fd, dent_cb cb, void *ctx)
 /* ---- the bus/pci/devices listing -------------------------------------------------------------- */
 
 typedef struct {
-    uint32_t *keys;
+    uint64_t *keys;
     size_t n, cap;
 } keylist;
 
@@ -575,17 +589,17 @@ static int listing_cb(walker *w, void *ctx, const char *name, size_t len, unsign
         problem(w, -1, FV_A_NAME, FV_P_BAD_NAME, 0, 0, name, len, NULL, 0, 0);
         return w->oom ? ENOMEM : 0;
     }
-    uint32_t *keys = grow(w, kl->keys, &kl->cap, kl->n + 1, sizeof *keys);
+    uint64_t *keys = grow(w, kl->keys, &kl->cap, kl->n + 1, sizeof *keys);
     if (!keys)
         return ENOMEM;
     kl->keys = keys;
-    kl->keys[kl->n++] = (uint32_t)key;
+    kl->keys[kl->n++] = (uint64_t)key;
     return 0;
 }
 
 static int cmp_key(const void *a, const void *b)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x > y) - (x < y);
 }
 
@@ -697,7 +711,9 @@ static int get_attr(walker *w, int dfd, const dirscan *ds, int a, int required, 
     return 0;
 }
 
-/* Store the basename of the `driver` link of dir `dfd` (path "driver" or "<addr>/driver"). */
+/* Store the driver name of the `driver` link of dir `dfd` (path "driver" or "<addr>/driver"). The
+ * kernel's link leads to bus/<bus>/drivers/<name>: a target without a drivers/<name> tail (a link
+ * to itself, to the device, to nothing in particular) names no driver and is a problem. */
 static void read_driver(walker *w, int32_t dev, int dfd, const char *path)
 {
     fv_device *d = &w->r->devices[dev];
@@ -717,12 +733,16 @@ static void read_driver(walker *w, int32_t dev, int dfd, const char *path)
     size_t b = (size_t)n;
     while (b > 0 && t[b - 1] != '/')
         b--;
-    if (b == (size_t)n) {
-        problem(w, dev, FV_A_DRIVER, FV_P_GARBAGE, 0, 0, "driver", 6, t, (size_t)n, 1);
+    size_t len = (size_t)n - b;
+    static const char tail[] = "drivers/";
+    const size_t tl = sizeof tail - 1;
+    int named = len > 0 && !(len == 1 && t[b] == '.') && !(len == 2 && t[b] == '.' && t[b + 1] == '.');
+    if (!named || b < tl || memcmp(t + b - tl, tail, tl) != 0 || (b > tl && t[b - tl - 1] != '/')) {
+        problem(w, dev, FV_A_DRIVER, FV_P_BAD_TARGET, 0, 0, "driver", 6, t, (size_t)n, 1);
         return;
     }
-    d->driver_off = sb_put(w, &w->str, t + b, (size_t)n - b);
-    d->driver_len = d->driver_off < 0 ? -1 : (int32_t)((size_t)n - b);
+    d->driver_off = sb_put(w, &w->str, t + b, len);
+    d->driver_len = d->driver_off < 0 ? -1 : (int32_t)len;
 }
 
 typedef struct {
@@ -838,57 +858,99 @@ static void read_vpd(walker *w, int32_t dev, int dfd, const char *path, unsigned
 
 /* ---- SR-IOV: VFs of one PF ------------------------------------------------------------------- */
 
-/* readlinkat `virtfn<N>` of the PF dir; returns the target device index, or -1 with *why set:
- * 0 gone (ENOENT), else a problem was recorded when `record`. */
-static int32_t resolve_virtfn(walker *w, int32_t pf, int pfd, int32_t vfnum, int record)
+/* What `path` under `dfd` leads to, symlinks followed (path NULL: `dfd` itself): 0 or an errno
+ * value. A link is trusted only when it leads to the very directory the tree's own entry leads to
+ * (same st_dev and st_ino): a link's last path component proves nothing. */
+static int stat_at(walker *w, int dfd, const char *path, struct stat *st)
 {
-    char name[32], t[LINK_CAP];
-    snprintf(name, sizeof name, "virtfn%d", (int)vfnum);
-    ssize_t n = c_readlinkat(w->c, pfd, name, t, sizeof t);
+    w->c->fstat++;
+    int rc = path ? fstatat(dfd, path, st, 0) : fstat(dfd, st);
+    return rc == 0 ? 0 : errno;
+}
+
+static int same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* readlinkat `name` (virtfn<N>) of the PF dir into t (*tlen bytes); returns the device index its
+ * last component names, or -1 (gone, or a problem was recorded on the PF). */
+static int32_t resolve_virtfn(walker *w, int32_t pf, int pfd, const char *name, char t[LINK_CAP],
+                              size_t *tlen)
+{
+    ssize_t n = c_readlinkat(w->c, pfd, name, t, LINK_CAP);
     if (n < 0) {
-        if (record && errno == EINVAL)
+        if (errno == EINVAL)
             simple_problem(w, pf, FV_A_VIRTFN, FV_P_NOT_LINK, 0, 0, name);
-        else if (record && errno != ENOENT)
+        else if (errno != ENOENT)
             simple_problem(w, pf, FV_A_VIRTFN, FV_P_UNREADABLE, errno, 0, name);
         return -1;
     }
-    if ((size_t)n >= sizeof t) {
-        if (record)
-            simple_problem(w, pf, FV_A_VIRTFN, FV_P_TOO_LONG, 0, LINK_CAP, name);
+    if ((size_t)n >= LINK_CAP) {
+        simple_problem(w, pf, FV_A_VIRTFN, FV_P_TOO_LONG, 0, LINK_CAP, name);
         return -1;
     }
+    *tlen = (size_t)n;
     const char *base;
     size_t baselen;
     int32_t j = link_target(w, t, (size_t)n, &base, &baselen);
-    if (j < 0 && record) {
-        if (j == -2)
-            problem(w, pf, FV_A_VIRTFN, FV_P_GARBAGE, 0, 0, name, strlen(name), t, (size_t)n, 1);
-        else
-            problem(w, pf, FV_A_VIRTFN, FV_P_DANGLING, 0, 0, name, strlen(name), t, (size_t)n, 1);
-    }
+    if (j == -2)
+        problem(w, pf, FV_A_VIRTFN, FV_P_GARBAGE, 0, 0, name, strlen(name), t, (size_t)n, 1);
+    else if (j < 0)
+        problem(w, pf, FV_A_VIRTFN, FV_P_DANGLING, 0, 0, name, strlen(name), t, (size_t)n, 1);
     return j < 0 ? -1 : j;
 }
 
-/* Fallback: one readlinkat per virtfn link; the VFs are then read normally by the main loop. */
-static void vfs_by_links(walker *w, int32_t pf, int pfd)
+/* Fallback: every virtfn link is read, and the VF it names is the PF's only when the link leads to
+ * the tree's own directory of that VF and the VF's physfn leads back to this PF (`pst`). The VFs
+ * are then read normally by the main loop. A VF two links name gets no VF number. */
+static void vfs_by_links(walker *w, int32_t pf, int pfd, const struct stat *pst)
 {
     fv_device *devs = w->r->devices;
     for (size_t k = 0; k < w->vfn_len; k++) {
         int32_t vfnum = w->vfn[k];
-        int32_t j = resolve_virtfn(w, pf, pfd, vfnum, 1);
+        char name[32], t[LINK_CAP];
+        size_t tlen = 0;
+        snprintf(name, sizeof name, "virtfn%d", (int)vfnum);
+        int32_t j = resolve_virtfn(w, pf, pfd, name, t, &tlen);
         if (j < 0)
             continue;
-        char name[32];
-        snprintf(name, sizeof name, "virtfn%d", (int)vfnum);
         if (j == pf) {
             problem(w, pf, FV_A_VIRTFN, FV_P_GARBAGE, 0, 0, name, strlen(name), "itself", 6, 1);
             continue;
         }
+        char a[ADDR_MAX + 8];
+        size_t alen = fmt_addr(w->keys[j], a);
         if (devs[j].parent >= 0 && devs[j].parent != pf) {
-            char a[ADDR_LEN + 1];
-            fmt_addr(w->keys[j], a);
             problem(w, pf, FV_A_VIRTFN, FV_P_CLAIMED, 0, devs[j].parent, name, strlen(name), a,
-                    ADDR_LEN, 1);
+                    alen, 1);
+            continue;
+        }
+        struct stat via, own;
+        int err = stat_at(w, pfd, name, &via);
+        if (err) {
+            if (err == ENOENT)
+                problem(w, pf, FV_A_VIRTFN, FV_P_DANGLING, 0, 0, name, strlen(name), t, tlen, 1);
+            else
+                simple_problem(w, pf, FV_A_VIRTFN, FV_P_UNREADABLE, err, 0, name);
+            continue;
+        }
+        if (stat_at(w, w->devfd, a, &own) || !S_ISDIR(own.st_mode) || !same_file(&via, &own)) {
+            problem(w, pf, FV_A_VIRTFN, FV_P_NOT_OWN, 0, 0, name, strlen(name), t, tlen, 1);
+            continue;
+        }
+        memcpy(a + alen, "/physfn", 8);
+        if (stat_at(w, w->devfd, a, &via) || !same_file(&via, pst)) {
+            problem(w, pf, FV_A_VIRTFN, FV_P_NOT_BACK, 0, 0, name, strlen(name), a, alen, 1);
+            continue;
+        }
+        if (devs[j].parent == pf) { /* another link of this PF named it already */
+            char pa[ADDR_MAX + 1];
+            size_t plen = fmt_addr(w->keys[pf], pa);
+            int32_t first = (w->state[j] & ST_DUP) ? -1 : devs[j].vf_num;
+            devs[j].vf_num = -1;
+            w->state[j] |= ST_DUP;
+            problem(w, j, FV_A_VIRTFN, FV_P_DUPLICATE, first, vfnum, "", 0, pa, plen, 1);
             continue;
         }
         devs[j].kind = FV_KIND_VF;
@@ -937,26 +999,54 @@ static int vf0_attr(walker *w, int vfd, const attrscan *as, int a, int32_t *out)
     return 0;
 }
 
-/* Check vendor, device, class and numa_node of the first VF against what its PF implies, reading
- * them from the VF's directory (through the PF's virtfn0 link, which was checked to name the
- * computed address): one listing, then open + read per file, no fstat for listed regular files.
- * Returns 0, or the FV_R_* reason with *rerr the attribute (FV_A_ENTRY: the directory). */
-static int check_vf0(walker *w, int pfd, const dirscan *ds, const fv_device *p, int *rerr,
+/* Check the computed VFs before they are filled in without being read (vfidx holds them):
+ * - virtfn0 and the last virtfn lead to the directories bus/pci/devices/<computed address> leads
+ *   to (so the links name the tree's own functions, not a look-alike elsewhere);
+ * - the first VF's physfn leads back to the PF (`pst`): the function there is this PF's VF;
+ * - its vendor, device, class and numa_node are what the PF implies.
+ * The first VF is opened through bus/pci/devices, never through the PF's link: one listing, then
+ * open + read per file, no fstat for listed regular files. Returns 0, or the FV_R_* reason with
+ * *rvf the VF it is about and *rerr the VF number (FV_R_LINK) or the attribute. *vf0_net says
+ * whether the first VF's listing shows a net/ (see net_index). */
+static int check_vfs(walker *w, int pfd, const dirscan *ds, const fv_device *p, int32_t count,
+                     const struct stat *pst, int *rerr, int32_t *rvf,
                      int *vf0_net)
 {
     static const int check[] = {FV_A_VENDOR, FV_A_DEVICE, FV_A_CLASS, FV_A_NUMA_NODE};
     int32_t want[4] = {p->vendor, p->vf_device, p->class_code, p->numa_node};
-    int vfd = w_openat(w, pfd, "virtfn0", OPEN_DIR);
+    char addr[ADDR_MAX + 1], link[32];
+    struct stat own, via;
+    *rvf = 0;
+    fmt_addr(w->keys[w->vfidx[0]], addr);
+    int vfd = w_openat(w, w->devfd, addr, OPEN_DIR);
     if (vfd < 0) {
         *rerr = FV_A_ENTRY;
         return FV_R_VF_UNREADABLE;
     }
+    int reason = 0;
+    if (stat_at(w, vfd, NULL, &own) || stat_at(w, pfd, "virtfn0", &via) || !same_file(&own, &via)) {
+        *rerr = 0;
+        reason = FV_R_LINK;
+    }
+    if (!reason && count > 1) {
+        fmt_addr(w->keys[w->vfidx[count - 1]], addr);
+        snprintf(link, sizeof link, "virtfn%d", (int)(count - 1));
+        if (stat_at(w, w->devfd, addr, &own) || !S_ISDIR(own.st_mode) ||
+            stat_at(w, pfd, link, &via) || !same_file(&own, &via)) {
+            *rvf = *rerr = count - 1;
+            reason = FV_R_LINK;
+        }
+    }
     attrscan as;
     memset(&as, 0, sizeof as);
-    int reason = 0;
-    if (list_dir(w, vfd, attr_cb, &as) != 0) {
+    if (!reason && list_dir(w, vfd, attr_cb, &as) != 0) {
         *rerr = FV_A_ENTRY;
         reason = FV_R_VF_UNREADABLE;
+    }
+    if (!reason && (!as.present[FV_A_PHYSFN] || stat_at(w, vfd, "physfn", &via) ||
+                    !same_file(&via, pst))) {
+        *rerr = FV_A_PHYSFN;
+        reason = FV_R_PHYSFN;
     }
     for (int k = 0; k < 4 && !reason; k++) {
         int32_t got;
@@ -992,21 +1082,23 @@ static int net_index_cb(walker *w, void *ctx, const char *name, size_t len, unsi
         return 0; /* gone meanwhile, not a link, or absurdly long: names no function */
     size_t tl = (size_t)n, pl = sizeof prefix - 1;
     /* <prefix> ... / <addr> /net/ <name> */
-    if (tl < pl + ADDR_LEN + 6 + len || memcmp(t, prefix, pl) != 0)
+    if (tl < pl + ADDR_MIN + 6 + len || memcmp(t, prefix, pl) != 0)
         return 0;
     const char *tail = t + tl - len - 5;
     if (memcmp(tail, "/net/", 5) != 0 || memcmp(tail + 5, name, len) != 0)
         return 0;
-    const char *addr = tail - ADDR_LEN;
-    if (addr < t + pl || addr[-1] != '/')
+    const char *addr = tail;
+    while (addr > t + pl && addr[-1] != '/')
+        addr--;
+    if (addr == t + pl && addr[-1] != '/')
         return 0;
     for (const char *q = t + pl; q + 2 < tail; q++) /* no ".." component after the prefix */
         if (q[0] == '.' && q[1] == '.' && q[-1] == '/' && (q[2] == '/'))
             return 0;
-    int64_t key = parse_addr(addr, ADDR_LEN);
+    int64_t key = parse_addr(addr, (size_t)(tail - addr));
     if (key < 0)
         return 0;
-    int32_t j = lookup(w, (uint32_t)key);
+    int32_t j = lookup(w, (uint64_t)key);
     if (j >= 0 && w->netcount[j] < UINT8_MAX)
         w->netcount[j]++;
     return 0;
@@ -1047,9 +1139,9 @@ static int count_cb(walker *w, void *ctx, const char *name, size_t len, unsigned
 /* Without a usable class/net: does VF `j` own a netdev? One openat of <addr>/net (ENOENT: no). */
 static int vf_has_netdev(walker *w, int32_t j)
 {
-    char path[ADDR_LEN + 5];
-    fmt_addr(w->keys[j], path);
-    memcpy(path + ADDR_LEN, "/net", 5);
+    char path[ADDR_MAX + 5];
+    size_t alen = fmt_addr(w->keys[j], path);
+    memcpy(path + alen, "/net", 5);
     int fd = w_openat(w, w->devfd, path, OPEN_DIR);
     if (fd < 0)
         return 0;
@@ -1065,7 +1157,13 @@ static void vfs_of_pf(walker *w, int32_t pf, int pfd, const dirscan *ds)
     fv_device *p = &devs[pf];
     int32_t count = ds->nvirtfn;
     int reason = 0, rerr = -1;
-    uint32_t rkey = 0;
+    uint64_t rkey = 0;
+    struct stat pst; /* the PF's own directory: what its VFs' physfn must lead to */
+    int err = stat_at(w, pfd, NULL, &pst);
+    if (err) {
+        simple_problem(w, pf, FV_A_ENTRY, FV_P_UNREADABLE, err, 0, "");
+        return;
+    }
 
     if (ds->maxvirtfn != count - 1)
         reason = FV_R_NAMES; /* names are canonical and distinct: max == count-1 <=> 0..count-1 */
@@ -1077,15 +1175,15 @@ static void vfs_of_pf(walker *w, int32_t pf, int pfd, const dirscan *ds)
         if (!vfidx)
             return;
         w->vfidx = vfidx;
-        uint32_t domain = w->keys[pf] >> 16, rid0 = w->keys[pf] & 0xffff;
-        uint64_t last = (uint64_t)rid0 + (uint64_t)p->sriov_offset +
+        uint64_t domain = w->keys[pf] >> 16, rid0 = w->keys[pf] & 0xffff;
+        uint64_t last = rid0 + (uint64_t)p->sriov_offset +
                         (uint64_t)(count - 1) * (uint64_t)p->sriov_stride;
         if (last > 0xffff) {
             reason = FV_R_RID_RANGE;
         } else {
             int32_t j = pf + 1;
             for (int32_t v = 0; v < count; v++) {
-                uint32_t rid = rid0 + (uint32_t)p->sriov_offset + (uint32_t)v * (uint32_t)p->sriov_stride;
+                uint64_t rid = rid0 + (uint64_t)p->sriov_offset + (uint64_t)v * (uint64_t)p->sriov_stride;
                 rkey = domain << 16 | rid;
                 while (j < w->n && w->keys[j] < rkey)
                     j++; /* keys ascend with v (stride >= 1): one merge pass over the listing */
@@ -1104,30 +1202,18 @@ static void vfs_of_pf(walker *w, int32_t pf, int pfd, const dirscan *ds)
             }
         }
     }
-    /* The first and the last link must name the computed addresses. */
-    for (int k = 0; k < 2 && !reason; k++) {
-        int32_t v = k == 0 ? 0 : count - 1;
-        if (k == 1 && count == 1)
-            break;
-        int32_t j = resolve_virtfn(w, pf, pfd, v, 0);
-        if (j != w->vfidx[v]) {
-            reason = FV_R_LINK;
-            rerr = v;
-            rkey = w->keys[w->vfidx[v]];
-        }
-    }
-    /* The first VF's identity must be what the PF implies. */
     int vf0_net = 0;
     if (!reason) {
-        rkey = w->keys[w->vfidx[0]];
-        reason = check_vf0(w, pfd, ds, p, &rerr, &vf0_net);
+        int32_t rvf = 0;
+        reason = check_vfs(w, pfd, ds, p, count, &pst, &rerr, &rvf, &vf0_net);
+        rkey = w->keys[w->vfidx[rvf]];
     }
     if (reason) {
-        char a[ADDR_LEN + 1];
-        fmt_addr(rkey, a);
+        char a[ADDR_MAX + 1];
+        size_t alen = fmt_addr(rkey, a);
         int with = reason >= FV_R_NOT_LISTED;
-        problem(w, pf, FV_A_VIRTFN, FV_P_VF_FALLBACK, rerr, reason, "", 0, a, ADDR_LEN, with);
-        vfs_by_links(w, pf, pfd);
+        problem(w, pf, FV_A_VIRTFN, FV_P_VF_FALLBACK, rerr, reason, "", 0, a, alen, with);
+        vfs_by_links(w, pf, pfd, &pst);
         return;
     }
     /* class/net answers for every VF unless it is missing or disagrees with the first VF's own
@@ -1148,9 +1234,9 @@ static void vfs_of_pf(walker *w, int32_t pf, int pfd, const dirscan *ds)
         if (probe_net ? vf_has_netdev(w, j) : w->netcount[j] > 0)
             d->flags |= FV_F_NETDEV;
         if (w->flags & FV_VF_VPD) {
-            char path[ADDR_LEN + 8];
-            fmt_addr(w->keys[j], path);
-            memcpy(path + ADDR_LEN, "/vpd", 5);
+            char path[ADDR_MAX + 8];
+            size_t alen = fmt_addr(w->keys[j], path);
+            memcpy(path + alen, "/vpd", 5);
             read_vpd(w, j, w->devfd, path, DT_UNKNOWN);
         }
     }
@@ -1188,7 +1274,7 @@ static void read_device(walker *w, int32_t i)
 {
     fv_result *r = w->r;
     fv_device *d = &r->devices[i];
-    char name[ADDR_LEN + 1];
+    char name[ADDR_MAX + 1];
     fmt_addr(w->keys[i], name);
     int32_t p0 = r->n_problems;
     w->state[i] |= ST_DONE;
@@ -1233,6 +1319,9 @@ static void read_device(walker *w, int32_t i)
     if (d->kind != FV_KIND_VF && (d->total_vfs > 0 || ds.nvirtfn > 0)) {
         d->kind = FV_KIND_PF;
         d->num_vfs = ds.nvirtfn;
+        if (d->total_vfs >= 0 && ds.nvirtfn > d->total_vfs) /* more VFs than the PF can have */
+            simple_problem(w, i, FV_A_SRIOV_TOTALVFS, FV_P_BELOW_LINKS, d->total_vfs, ds.nvirtfn,
+                           "sriov_totalvfs");
     }
 
     d->flags |= FV_F_DETAILS;
@@ -1261,13 +1350,14 @@ gone:
     fd_done(w, dfd);
 }
 
-/* A device with a physfn link that no PF listed: resolve its PF for the record. */
+/* A device with a physfn link that no PF listed: its PF for the record, when the link leads to
+ * the tree's own directory of a PF. */
 static void orphan_vf(walker *w, int32_t i)
 {
     fv_device *d = &w->r->devices[i];
-    char path[ADDR_LEN + 8], t[LINK_CAP];
-    fmt_addr(w->keys[i], path);
-    memcpy(path + ADDR_LEN, "/physfn", 8);
+    char path[ADDR_MAX + 8], t[LINK_CAP];
+    size_t alen = fmt_addr(w->keys[i], path);
+    memcpy(path + alen, "/physfn", 8);
     ssize_t n = c_readlinkat(w->c, w->devfd, path, t, sizeof t);
     if (n < 0) {
         if (errno == ENOENT)
@@ -1285,12 +1375,19 @@ static void orphan_vf(walker *w, int32_t i)
     const char *base;
     size_t baselen;
     int32_t p = link_target(w, t, (size_t)n, &base, &baselen);
-    if (p >= 0 && p != i && w->r->devices[p].kind == FV_KIND_PF) {
-        d->parent = p;
-        problem(w, i, FV_A_PHYSFN, FV_P_ORPHAN_VF, 0, 0, "physfn", 6, t, (size_t)n, 1);
-    } else {
+    if (p < 0 || p == i || w->r->devices[p].kind != FV_KIND_PF) {
         problem(w, i, FV_A_PHYSFN, FV_P_DANGLING, 0, 0, "physfn", 6, t, (size_t)n, 1);
+        return;
     }
+    char pa[ADDR_MAX + 1];
+    fmt_addr(w->keys[p], pa);
+    struct stat via, own;
+    if (stat_at(w, w->devfd, path, &via) || stat_at(w, w->devfd, pa, &own) || !same_file(&via, &own)) {
+        problem(w, i, FV_A_PHYSFN, FV_P_NOT_OWN, 0, 0, "physfn", 6, t, (size_t)n, 1);
+        return;
+    }
+    d->parent = p;
+    problem(w, i, FV_A_PHYSFN, FV_P_ORPHAN_VF, 0, 0, "physfn", 6, t, (size_t)n, 1);
 }
 
 /* ---- entry points ---------------------------------------------------------------------------- */
@@ -1365,6 +1462,7 @@ static fv_result *finish(walker *w)
         r->devices = NULL;
         r->problems = NULL;
         r->addresses = NULL;
+        r->addresses_len = 0;
         r->n_devices = r->n_problems = 0;
         r->strings = NULL;
         r->strings_len = 0;
@@ -1385,25 +1483,39 @@ static void init_device(fv_device *d)
     d->driver_off = d->driver_len = d->netdev_off = d->netdev_len = d->vpd_off = d->vpd_len = -1;
 }
 
-/* Devices array, addresses and state for w->n keys. */
+/* Devices array and state for w->n keys. */
 static int alloc_devices(walker *w)
 {
     fv_result *r = w->r;
     size_t n = (size_t)w->n;
     r->devices = malloc((n ? n : 1) * sizeof(fv_device));
-    r->addresses = malloc(n * ADDR_LEN + 1);
     w->state = calloc(n ? n : 1, 1);
-    if (!r->devices || !r->addresses || !w->state) {
+    if (!r->devices || !w->state) {
+        w->oom = 1;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        init_device(&r->devices[i]);
+    r->n_devices = w->n;
+    return 0;
+}
+
+/* r->addresses: the names of the w->n keys with a newline between two (see fv_result). */
+static int name_devices(walker *w)
+{
+    fv_result *r = w->r;
+    size_t n = (size_t)w->n, len = 0;
+    r->addresses = malloc(n ? n * (ADDR_MAX + 1) : 1); /* n names, n - 1 newlines, one NUL */
+    if (!r->addresses) {
         w->oom = 1;
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        char a[ADDR_LEN + 1];
-        init_device(&r->devices[i]);
-        fmt_addr(w->keys[i], a);
-        memcpy(r->addresses + i * ADDR_LEN, a, ADDR_LEN);
+        if (i)
+            r->addresses[len++] = '\n';
+        len += fmt_addr(w->keys[i], r->addresses + len);
     }
-    r->n_devices = w->n;
+    r->addresses_len = (int64_t)len;
     return 0;
 }
 
@@ -1433,10 +1545,10 @@ fv_result *fv_walk(const char *root, int flags)
         return finish(&w);
     }
     if (kl.n)
-        qsort(kl.keys, kl.n, sizeof(uint32_t), cmp_key);
+        qsort(kl.keys, kl.n, sizeof(uint64_t), cmp_key);
     w.keys = kl.keys;
     w.n = (int32_t)kl.n;
-    if (alloc_devices(&w))
+    if (alloc_devices(&w) || name_devices(&w))
         return finish(&w);
     net_index(&w);
 
@@ -1456,45 +1568,66 @@ fv_result *fv_walk(const char *root, int flags)
     return finish(&w);
 }
 
-fv_result *fv_details(const char *root, const char *addresses, size_t count)
+/* The next newline-terminated (or last) name of `addresses` from *pos; returns its length. */
+static size_t next_name(const char *addresses, size_t len, size_t *pos, const char **name)
+{
+    size_t b = *pos, e = b;
+    while (e < len && addresses[e] != '\n')
+        e++;
+    *name = addresses + b;
+    *pos = e + 1;
+    return e - b;
+}
+
+fv_result *fv_details(const char *root, const char *addresses, size_t len)
 {
     walker w;
     if (start(&w, root))
         return finish(&w);
     fv_result *r = w.r;
-    if (count > (size_t)INT32_MAX / sizeof(fv_device)) {
+    size_t count = len > 0;
+    for (size_t i = 0; i < len; i++)
+        count += addresses[i] == '\n';
+    if (count > (size_t)INT32_MAX / sizeof(fv_device) || len > (size_t)INT32_MAX) {
         w.oom = 2;
         return finish(&w);
     }
     w.n = (int32_t)count;
-    w.keys = calloc(count ? count : 1, sizeof(uint32_t));
-    if (!w.keys) {
-        w.oom = 1;
-        return finish(&w);
-    }
+    w.keys = calloc(count ? count : 1, sizeof(uint64_t));
     int64_t *keys = calloc(count ? count : 1, sizeof(int64_t));
-    if (!keys) {
+    r->addresses = malloc(len + 1);
+    if (!w.keys || !keys || !r->addresses) {
+        free(keys);
         w.oom = 1;
         return finish(&w);
     }
+    /* A valid name is canonical (parse_addr accepts nothing else), so the names given are the
+     * names of the rows, as they are: the caller's text is the addresses text. */
+    memcpy(r->addresses, addresses, len);
+    r->addresses[len] = '\0';
+    r->addresses_len = (int64_t)len;
+    size_t pos = 0;
     for (size_t i = 0; i < count; i++) {
-        keys[i] = parse_addr(addresses + i * ADDR_LEN, ADDR_LEN);
-        w.keys[i] = keys[i] < 0 ? 0 : (uint32_t)keys[i];
+        const char *name;
+        size_t nl = next_name(addresses, len, &pos, &name);
+        keys[i] = parse_addr(name, nl);
+        w.keys[i] = keys[i] < 0 ? 0 : (uint64_t)keys[i];
     }
     if (alloc_devices(&w)) {
         free(keys);
         return finish(&w);
     }
+    pos = 0;
     for (size_t i = 0; i < count && !w.oom; i++) {
         fv_device *d = &r->devices[i];
-        if (keys[i] < 0) { /* keep the caller's bytes in addresses, report them */
-            memcpy(r->addresses + i * ADDR_LEN, addresses + i * ADDR_LEN, ADDR_LEN);
-            problem(&w, (int32_t)i, FV_A_NAME, FV_P_BAD_NAME, 0, 0, addresses + i * ADDR_LEN,
-                    ADDR_LEN, NULL, 0, 0);
+        const char *given;
+        size_t nl = next_name(addresses, len, &pos, &given);
+        if (keys[i] < 0) { /* report the caller's bytes */
+            problem(&w, (int32_t)i, FV_A_NAME, FV_P_BAD_NAME, 0, 0, given, nl, NULL, 0, 0);
             d->flags |= FV_F_BROKEN;
             continue;
         }
-        char name[ADDR_LEN + 1];
+        char name[ADDR_MAX + 1];
         fmt_addr(w.keys[i], name);
         int dfd = w_openat(&w, w.devfd, name, OPEN_DIR);
         if (dfd < 0) {

@@ -5,7 +5,8 @@
  * One call, fv_walk(), walks <root>/bus/pci/devices and returns a flat result allocated by C:
  *   - devices[n_devices]: one fixed-size all-int32 record per valid PCI address, in address order;
  *     -1 means unknown / not read;
- *   - addresses: 12 ASCII bytes per device ("DDDD:BB:SS.F", no separators between them);
+ *   - addresses: the devices' names as the kernel gives them ("DDDD:BB:SS.F", the domain in 4 to
+ *     8 hex digits), one newline between two: addresses_len bytes, NUL-terminated;
  *   - strings: ONE packed byte buffer holding the driver names, netdev lines ("name\tmac\n" each,
  *     mac empty when unknown), raw VPD bytes and the paths and details of problems; records refer
  *     to it by (offset, length);
@@ -40,7 +41,7 @@
 #define FV_F_GONE 0x1     /* vanished during the walk (ENOENT): not a problem, just gone */
 #define FV_F_INFERRED 0x2 /* VF filled from its PF (fast path): vendor, device (sriov_vf_device),
                              class, numa_node; driver/netdevs not read */
-#define FV_F_VERIFIED 0x4 /* fast-path VF whose identity files were read and matched (virtfn0) */
+#define FV_F_VERIFIED 0x4 /* fast-path VF whose identity files were read and matched (VF 0) */
 #define FV_F_DETAILS 0x8  /* driver and netdevs were read (driver_len -1 then means unbound) */
 #define FV_F_BROKEN 0x10  /* the entry could not be opened or listed (see problems) */
 #define FV_F_LINKED 0x20  /* VF found by reading its PF's virtfn link (fallback path) */
@@ -90,6 +91,14 @@
                                detail = computed VF address); every virtfn link was read instead */
 #define FV_P_CLAIMED 12    /* virtfn target already claimed by another PF (arg = its index) */
 #define FV_P_ORPHAN_VF 13  /* has physfn (detail = target) but that PF lists no virtfn to it */
+#define FV_P_NOT_OWN 14    /* a virtfn/physfn link (detail = target) does not lead to the directory
+                              the tree's bus/pci/devices entry of the device it names leads to */
+#define FV_P_NOT_BACK 15   /* virtfn link to a VF (detail = its address) whose physfn does not lead
+                              back to this PF */
+#define FV_P_DUPLICATE 16  /* on a VF two virtfn links of its PF (detail = PF address) name: err and
+                              arg are the two numbers (err -1: a third link); vf_num unknown */
+#define FV_P_BAD_TARGET 17 /* driver link (detail = target) without a drivers/<name> tail */
+#define FV_P_BELOW_LINKS 18 /* sriov_totalvfs (err = its value) is below the arg virtfn links */
 
 /* FV_P_VF_FALLBACK reasons */
 #define FV_R_NO_LAYOUT 1   /* sriov_offset / sriov_stride / sriov_vf_device missing or bad */
@@ -97,9 +106,11 @@
 #define FV_R_RID_RANGE 3   /* computed routing IDs run past bus 255 */
 #define FV_R_NOT_LISTED 4  /* a computed VF address is not in bus/pci/devices */
 #define FV_R_CLAIMED 5     /* a computed VF address is already another PF's VF */
-#define FV_R_LINK 6        /* virtfn0 / last virtfn does not resolve to the computed address */
+#define FV_R_LINK 6        /* virtfn0 / the last virtfn does not lead to the tree's directory of
+                              the computed address */
 #define FV_R_VF_UNREADABLE 7 /* the first VF's identity files could not be read (arg attr in err) */
 #define FV_R_MISMATCH 8    /* the first VF's vendor/device/class/numa_node differ (err = attr) */
+#define FV_R_PHYSFN 9      /* the first VF's physfn does not lead back to the PF */
 
 typedef struct fv_counters {
     int64_t openat;
@@ -135,7 +146,7 @@ typedef struct fv_problem {
     int32_t device;   /* device index, -1 host level */
     int32_t attr;     /* FV_A_* */
     int32_t kind;     /* FV_P_* */
-    int32_t err;      /* errno (FV_P_UNREADABLE), VF number (FV_P_VF_FALLBACK), else 0 */
+    int32_t err;      /* errno (FV_P_UNREADABLE), a VF number (FV_P_VF_FALLBACK), see the kinds */
     int32_t arg;      /* see the kinds */
     int32_t path_off, path_len;     /* path relative to the device directory (host level: to
                                        bus/pci/devices); in strings */
@@ -149,7 +160,8 @@ typedef struct fv_result {
     int32_t n_problems;
     fv_device *devices;
     fv_problem *problems;
-    char *addresses;     /* 12 * n_devices bytes */
+    char *addresses;     /* see above */
+    int64_t addresses_len;
     unsigned char *strings;
     int64_t strings_len;
     fv_counters counters;
@@ -158,10 +170,11 @@ typedef struct fv_result {
 /* Walk <root>/bus/pci/devices. Returns NULL only when the result itself cannot be allocated. */
 fv_result *fv_walk(const char *root, int flags);
 
-/* Driver and netdevs (with MACs) of `count` devices given as 12-byte addresses packed into
- * `addresses` (no separators), in one call: devices[i] belongs to the i-th address and has only
- * flags (FV_F_DETAILS, or FV_F_GONE / FV_F_BROKEN) and the driver/netdev fields set. */
-fv_result *fv_details(const char *root, const char *addresses, size_t count);
+/* Driver and netdevs (with MACs) of devices given by name in `addresses` (`len` bytes, a newline
+ * between two names), in one call: devices[i] belongs to the i-th name and has only flags
+ * (FV_F_DETAILS, or FV_F_GONE / FV_F_BROKEN) and the driver/netdev fields set; the result's
+ * addresses are the names given. */
+fv_result *fv_details(const char *root, const char *addresses, size_t len);
 
 void fv_free(fv_result *result);
 

@@ -255,7 +255,9 @@ cdef class Blob:
     """A walked VPD blob: its bytes, the entry table, the checksum state and the raw problems.
 
     ``raw_problems`` are ``(offset, code, detail)`` sorted by offset, then code. The ``_cache_*``
-    slots are for subclasses that decode lazily (vpd.Vpd).
+    slots are for subclasses that decode lazily (vpd.Vpd). The methods read the bytes through
+    the table unchecked, so a table only ever comes from this module: `parse`, `from_fields`, or
+    an unpickled blob whose table is checked against its bytes first (`_restore`).
     """
 
     cdef readonly bytes data
@@ -263,6 +265,19 @@ cdef class Blob:
     cdef readonly int checksum_state
     cdef readonly list raw_problems
     cdef public object _cache_ro, _cache_rw, _cache_problems
+
+    def __cinit__(self):
+        # Set before anything can read them: ``Blob()`` or ``Blob.__new__(cls)`` is an empty blob,
+        # never one whose bytes are None (the readers would take PyBytes_GET_SIZE of None).
+        self.data = b""
+        self.table = b""
+        self.checksum_state = CHECKSUM_NONE
+        self.raw_problems = []
+
+    def __reduce__(self):
+        """Pickled as its bytes and table, checked again when unpickled (`_restore`)."""
+        return _restore, (type(self), self.data, self.table, self.checksum_state,
+                          self.raw_problems, self._cache_problems)
 
     cdef const Entry* _last(self, int section, str keyword) except? NULL:
         """The last entry of ``section`` with ``keyword`` (ignored for NAME), or NULL."""
@@ -332,6 +347,24 @@ cdef Blob _new_blob(type cls, bytes data, bytes table, int checksum, list proble
     if len(problems) > 1:
         problems.sort(key=_problem_key)
     blob.raw_problems = problems
+    return blob
+
+
+def _restore(type cls, bytes data not None, bytes table not None, int checksum, list problems,
+             cached_problems):
+    """Unpickle a blob: ValueError unless every table entry lies inside ``data``."""
+    if not PyType_IsSubtype(cls, Blob):
+        raise TypeError("cls must be a Blob type")
+    cdef Py_ssize_t count = PyBytes_GET_SIZE(table) // sizeof(Entry), i
+    cdef const Entry* entries = <const Entry*>PyBytes_AS_STRING(table)
+    if PyBytes_GET_SIZE(table) % sizeof(Entry):
+        raise ValueError("VPD field table of a partial entry")
+    for i in range(count):
+        if (entries[i].section > NAME_SECTION or
+                <Py_ssize_t>entries[i].offset + entries[i].length > PyBytes_GET_SIZE(data)):
+            raise ValueError(f"VPD field table entry {i} lies outside the data")
+    cdef Blob blob = _new_blob(cls, data, table, checksum, list(problems))
+    blob._cache_problems = cached_problems
     return blob
 
 

@@ -11,7 +11,7 @@ has ``(None, (), None)``, as have the VFs the fast path inferred). `Walk.devices
 into one tuple per device (for tests and debugging), the fields in this order (`DEVICE_FIELDS`):
 
 ====  ==================  =====================================================================
- 0    address             ``"DDDD:BB:SS.F"``
+ 0    address             ``"DDDD:BB:SS.F"`` (domains above ffff in 5 to 8 digits, as the kernel)
  1    vendor              int, -1 unknown (likewise every int below)
  2    device              int
  3    class_code          int (24 bits)
@@ -59,7 +59,8 @@ from typing import Any, NamedTuple
 from ._sysfs import ffi, lib
 from .errors import SysfsError
 
-__all__ = ["DEVICE_FIELDS", "Columns", "Walk", "walk", "details", "to_rows", "from_rows", "shown"]
+__all__ = ["DEVICE_FIELDS", "Columns", "Walk", "walk", "details", "root_path", "to_rows",
+           "from_rows", "shown"]
 
 DEVICE_FIELDS = (
     "address", "vendor", "device", "class_code", "numa_node", "kind", "parent", "vf_num",
@@ -109,6 +110,7 @@ _REASONS = {
     lib.FV_R_LINK: "virtfn{vf} does not point to the computed {addr}",
     lib.FV_R_VF_UNREADABLE: "{attr} of the first VF {addr} could not be read",
     lib.FV_R_MISMATCH: "{attr} of the first VF {addr} is not what the PF implies",
+    lib.FV_R_PHYSFN: "the physfn link of the first VF {addr} does not lead back to this PF",
 }
 
 
@@ -229,7 +231,7 @@ def _message(attr: int, kind: int, err: int, arg: int, detail: bytes | None) -> 
             return "not a canonical virtfn<N> name; ignored"
         if attr == lib.FV_A_NET:
             return "netdev name with white space; ignored"
-        return "not a PCI address DDDD:BB:SS.F; ignored"
+        return "not a PCI address DDDD:BB:SS.F as the kernel names one; ignored"
     if kind == lib.FV_P_VF_FALLBACK:
         what = _REASONS.get(arg, f"reason {arg}").format(
             vf=err, addr=_address(detail), attr=ATTRIBUTES[err] if 0 <= err < len(ATTRIBUTES) else err)
@@ -238,6 +240,18 @@ def _message(attr: int, kind: int, err: int, arg: int, detail: bytes | None) -> 
         return f"points to {_address(detail)}, a VF another PF (device #{arg}) already lists; ignored"
     if kind == lib.FV_P_ORPHAN_VF:
         return f"VF whose PF ({_quote(detail)}) lists no virtfn link to it"
+    if kind == lib.FV_P_NOT_OWN:
+        return (f"link -> {_quote(detail)} does not lead to the directory the tree's bus/pci/devices "
+                "entry of that device leads to; ignored")
+    if kind == lib.FV_P_NOT_BACK:
+        return f"points to {_address(detail)}, whose physfn link does not lead back to this PF; ignored"
+    if kind == lib.FV_P_DUPLICATE:
+        links = f"virtfn{err} and virtfn{arg}" if err >= 0 else f"virtfn{arg} too"
+        return f"named by more than one virtfn link of PF {_address(detail)} ({links}); VF number unknown"
+    if kind == lib.FV_P_BAD_TARGET:
+        return f"link -> {_quote(detail)} does not end in drivers/<name>; no driver"
+    if kind == lib.FV_P_BELOW_LINKS:
+        return f"{err} is below the number of virtfn links ({arg})"
     return f"problem kind {kind}"
 
 
@@ -253,9 +267,9 @@ def _text(b: bytes) -> str:
 def _decode_devices(res: Any, strings: bytes) -> tuple[list[str], Columns, dict[int, Extra]]:
     """Addresses, int columns and the strings of the devices that have any (see the docstring)."""
     n = res.n_devices
-    # 12 ASCII bytes each, no separator; the walker lists only well-formed PCI addresses.
-    packed = ffi.buffer(res.addresses, 12 * n)
-    addresses = list(map(bytes.decode, struct.unpack("12s" * n, packed)))
+    # One text, a newline between two names: one decode and one split for every device.
+    addresses = (ffi.buffer(res.addresses, res.addresses_len)[:].decode("ascii")
+                 .split("\n") if n else [])
     ints = memoryview(ffi.buffer(res.devices, n * _DEV_SIZE)[:]).cast("i")
     columns = Columns._make(ints[k::_DEV_INTS].tolist() for k in range(_N_INTS))
     extras: dict[int, Extra] = {}
@@ -308,6 +322,17 @@ def _counters(res: Any) -> dict[str, int]:
     return out
 
 
+def root_path(root: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> str:
+    """A sysfs root as ``str`` (bytes decoded with `os.fsdecode`); ValueError for a NUL byte.
+
+    Every layer takes what `open` takes, and the problems' paths are ``str`` whatever it was.
+    """
+    path = os.fsdecode(os.fspath(root))
+    if "\0" in path:
+        raise ValueError(f"embedded null byte in the sysfs root {path!r}")
+    return path
+
+
 def _check(res: Any, root: str) -> None:
     if res == ffi.NULL:
         raise MemoryError("fastvpd: cannot allocate the sysfs walk result")
@@ -325,14 +350,17 @@ def _check(res: Any, root: str) -> None:
     raise MemoryError(f"fastvpd: sysfs walk of {root} ran out of memory (error {error})")
 
 
-def walk(root: str | os.PathLike[str], *, read_vpd: bool = True, vf_vpd: bool = False) -> Walk:
+Root = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
+
+def walk(root: Root, *, read_vpd: bool = True, vf_vpd: bool = False) -> Walk:
     """Walk ``<root>/bus/pci/devices`` in one C call; see the module docstring for the rows.
 
     ``read_vpd`` reads the raw ``vpd`` of PFs and functions without SR-IOV; ``vf_vpd`` (with
     ``read_vpd``) of VFs as well, one open per VF. Raises `SysfsError` only when ``root`` is no
-    usable sysfs tree; everything else becomes a problem row.
+    usable sysfs tree (ValueError when it holds a NUL byte); everything else becomes a problem row.
     """
-    root_s = os.fsdecode(root)
+    root_s = root_path(root)
     flags = (lib.FV_READ_VPD if read_vpd else 0) | (lib.FV_VF_VPD if read_vpd and vf_vpd else 0)
     res = lib.fv_walk(os.fsencode(root_s), flags)
     try:
@@ -351,7 +379,7 @@ def walk(root: str | os.PathLike[str], *, read_vpd: bool = True, vf_vpd: bool = 
             lib.fv_free(res)
 
 
-def details(root: str | os.PathLike[str], addresses: Iterable[str], *,
+def details(root: Root, addresses: Iterable[str], *,
             counters: dict[str, int] | None = None,
             ) -> dict[str, tuple[str | None, Netdevs, list[tuple[str, str, str]]]]:
     """Driver, netdevs and problems of many devices in one C call.
@@ -361,9 +389,11 @@ def details(root: str | os.PathLike[str], addresses: Iterable[str], *,
     no netdevs and a problem saying so; strings that are no PCI address are left out.
     ``counters``, when given, receives the syscalls made.
     """
-    root_s = os.fsdecode(root)
-    wanted = [a for a in addresses if isinstance(a, str) and len(a) == 12 and a.isascii()]
-    res = lib.fv_details(os.fsencode(root_s), "".join(wanted).encode("ascii"), len(wanted))
+    root_s = root_path(root)
+    wanted = [a for a in addresses
+              if isinstance(a, str) and 12 <= len(a) <= 16 and a.isascii() and "\n" not in a]
+    names = "\n".join(wanted).encode("ascii")
+    res = lib.fv_details(os.fsencode(root_s), names, len(names))
     try:
         _check(res, root_s)
         strings = ffi.buffer(res.strings, res.strings_len)[:] if res.strings_len else b""

@@ -27,12 +27,16 @@ TYPE_PF = "type-PF"
 TYPE_VF = "type-VF"
 _DEV_TYPES = (TYPE_PCI, TYPE_PF, TYPE_VF)
 
-_ADDRESS = re.compile(r"([0-9a-fA-F]{4}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])\Z")
+# The domain as the kernel prints it (%04x of an int): 4 digits, more only above ffff (Intel VMD
+# puts functions at 10000:e1:00.0), never with a leading zero beyond 4 digits.
+_ADDRESS = re.compile(r"([0-9a-fA-F]{4}|[1-9a-fA-F][0-9a-fA-F]{4,7}):([0-9a-fA-F]{2}):"
+                      r"([0-9a-fA-F]{2})\.([0-7])\Z")
+MAX_DOMAIN = 0xFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class PciAddress:
-    """A PCI function address ``DDDD:BB:SS.F``."""
+    """A PCI function address ``DDDD:BB:SS.F`` (the domain in more digits above ffff)."""
 
     domain: int
     bus: int
@@ -40,14 +44,17 @@ class PciAddress:
     function: int
 
     def __post_init__(self) -> None:
-        if not (0 <= self.domain <= 0xFFFF and 0 <= self.bus <= 0xFF and 0 <= self.slot <= 0x1F
+        if not (0 <= self.domain <= MAX_DOMAIN and 0 <= self.bus <= 0xFF and 0 <= self.slot <= 0x1F
                 and 0 <= self.function <= 7):
             raise ValueError(f"PCI address out of range: {self.domain:x}:{self.bus:x}:"
                              f"{self.slot:x}.{self.function:x}")
 
     @classmethod
     def parse(cls, text: str) -> PciAddress:
-        """Parse ``"0000:82:00.3"``; ValueError for anything else."""
+        """Parse ``"0000:82:00.3"`` or ``"10000:e1:00.0"``; ValueError for anything else.
+
+        Hex digits may be upper case (`str` gives the kernel's lower case).
+        """
         m = _ADDRESS.match(text) if isinstance(text, str) else None
         if m is None:
             raise ValueError(f"not a PCI address (DDDD:BB:SS.F): {text!r}")
@@ -472,11 +479,11 @@ class Inventory(Mapping[str, PciDevice]):
         c = self._cols
         if c.vf_device[i] >= 0:
             return _hex4(c.vf_device[i])
-        # older kernels: no sriov_vf_device; any VF of this PF tells
-        for kind, parent, device in zip(c.kind, c.parent, c.device):
-            if kind == 2 and parent == i and device >= 0:
-                return _hex4(device)
-        return None
+        # older kernels: no sriov_vf_device; the VFs its virtfn links name tell, lowest number
+        # first (not a VF whose physfn alone names this PF: the PF does not list it)
+        found = [(n, device) for kind, parent, n, device in zip(c.kind, c.parent, c.vf_num, c.device)
+                 if kind == 2 and parent == i and n >= 0 and device >= 0]
+        return _hex4(min(found)[1]) if found else None
 
     def _load_details(self) -> None:
         """Read driver and netdevs of every VF the fast path inferred, in one bulk call.

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 from . import _walk
 from .model import Inventory, problem_text
 
 __all__ = ["scan"]
 
 
-def scan(sysfs: str | os.PathLike[str] = "/sys", *, read_vpd: bool = True,
-         vf_vpd: bool = False, strict_vpd: bool = False) -> Inventory:
+def scan(sysfs: _walk.Root = "/sys", *, read_vpd: bool = True, vf_vpd: bool = False,
+         strict_vpd: bool = False) -> Inventory:
     """Scan every PCI function under ``sysfs`` in one pass of the C walker (GIL released).
 
     VPD is read from PFs and plain functions when ``read_vpd`` (it is slow hardware and needs
@@ -25,9 +23,11 @@ def scan(sysfs: str | os.PathLike[str] = "/sys", *, read_vpd: bool = True,
     VFs are computed from their PF's SR-IOV layout and only the first is read (docs/sysfs.md): the
     driver and netdevs of the others are read in one bulk call when first asked for, and a VF
     found gone then carries a problem saying so.
-    Raises `SysfsError` only when ``sysfs`` is not a usable sysfs tree.
+    ``sysfs`` is a ``str``, ``bytes`` or path-like; the inventory's paths are ``str`` either way
+    (`os.fsdecode`). Raises `SysfsError` only when ``sysfs`` is not a usable sysfs tree, ValueError
+    when it holds a NUL byte (which would cut the path short), TypeError when it is no path.
     """
-    root = os.fspath(sysfs)
+    root = _walk.root_path(sysfs)
     walk = _walk.walk(root, read_vpd=read_vpd, vf_vpd=vf_vpd)
     addresses, columns, extras = walk.addresses, walk.columns, walk.extras
     new_index: list[int] | None = None

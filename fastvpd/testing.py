@@ -26,7 +26,10 @@ The ``BuiltHost`` carries the facts a correct scanner must report (`BuiltHost.ex
 `node_device_xml` describes a tree as libvirt's node-device driver would, for libvirt's test
 driver (``test:///path/node.xml``).
 The hostile mutators (`dangling_device_link`, `fifo_attribute`, ...) break a built tree the way
-real hosts break and return a `Breakage` naming the function that should carry the problem.
+real hosts break and return a `Breakage` naming the function that should carry the problem. The
+link liars (`virtfn_to_pf`, `virtfn_to_foreign_vf`, `duplicate_virtfn`, `virtfn_outside_tree`)
+make a PF's ``virtfn<N>`` name the wrong function while every file still looks sound: a scanner
+that trusts link names reports a wrong PF, VF or ``vf_num`` for them without a word.
 """
 
 from __future__ import annotations
@@ -71,7 +74,12 @@ __all__ = [
     "non_pci_entry",
     "long_name_entry",
     "set_attribute",
+    "set_link",
     "add_netdev",
+    "virtfn_to_pf",
+    "virtfn_to_foreign_vf",
+    "duplicate_virtfn",
+    "virtfn_outside_tree",
     # libvirt node devices
     "node_device_xml",
     "write_node_device_xml",
@@ -239,7 +247,8 @@ class HostSpec:
     a root port ``DDDD:00:SS.F`` of the root complex ``pci<DDDD>:00``; a card with many VFs takes
     as many buses as its VFs need. Group *i* (in that order) is on NUMA node ``i % numa_nodes``
     (``numa_nodes=0``: every ``numa_node`` file says -1). With ``bridges=True`` the root ports are
-    PCI functions too (class 0x060400, driver pcieport), as on real hosts.
+    PCI functions too (class 0x060400, driver pcieport), as on real hosts. `domain` may be above
+    ffff, as behind an Intel VMD (``10000:e1:00.0``: the kernel prints the domain with ``%04x``).
     """
 
     dpus: Sequence[DpuSpec] = ()
@@ -253,8 +262,8 @@ class HostSpec:
     def __post_init__(self) -> None:
         for name in ("dpus", "nics", "others"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        if not 0 <= self.domain <= 0xFFFF:
-            raise ValueError(f"domain {self.domain:#x} is outside 0..0xffff")
+        if not 0 <= self.domain <= 0xFFFFFFFF:
+            raise ValueError(f"domain {self.domain:#x} is outside 0..0xffffffff")
         if not 1 <= self.first_bus <= 0xFF:
             raise ValueError("first_bus must be 1..0xff (bus 0 holds the root ports)")
         if len(self.dpus) + len(self.nics) + len(self.others) > 31 * 8:
@@ -689,9 +698,10 @@ def _numa(value: int) -> int | None:
     return None if value < 0 else value
 
 
-def build_host(root: str | os.PathLike[str], spec: HostSpec) -> BuiltHost:
+def build_host(root: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+               spec: HostSpec) -> BuiltHost:
     """Write the tree of `spec` under `root` (created if missing; must not hold a tree already)."""
-    root_s = os.path.abspath(os.fspath(root))
+    root_s = os.path.abspath(os.fsdecode(os.fspath(root)))
     return _Builder(root_s, spec).build()
 
 
@@ -727,8 +737,8 @@ class Breakage:
     detail: str | None = None
 
 
-def _root(host: BuiltHost | str | os.PathLike[str]) -> str:
-    return os.path.abspath(os.fspath(host))
+def _root(host: BuiltHost | str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> str:
+    return os.path.abspath(os.fsdecode(os.fspath(host)))
 
 
 def _attr_path(host: BuiltHost | str | os.PathLike[str], address: str, attribute: str) -> str:
@@ -823,6 +833,8 @@ def dangling_virtfn_link(host: BuiltHost | str | os.PathLike[str], pf_address: s
     address; the problem belongs to the PF."""
     link = _attr_path(host, pf_address, f"virtfn{vf_num}")
     vf = os.path.basename(os.readlink(link))
+    if not os.path.lexists(f"{_root(host)}/bus/pci/devices/{vf}") or vf in (".", ".."):
+        raise ValueError(f"{link} names no function of the tree: {os.readlink(link)!r}")
     vf_dir = os.path.realpath(link)
     shutil.rmtree(vf_dir)
     _remove(f"{_root(host)}/bus/pci/devices/{vf}")
@@ -864,3 +876,81 @@ def add_netdev(host: BuiltHost | str | os.PathLike[str], address: str, ifname: s
     _netdev(root, function_dir, ifname, mac)
     net = _attr_path(host, address, "net")
     return Breakage("add_netdev", address, f"net/{ifname}", f"{net}/{ifname}")
+
+
+def set_link(host: BuiltHost | str | os.PathLike[str], address: str, name: str,
+             target: str) -> Breakage:
+    """Make `name` of `address` (``driver``, ``physfn``, ``virtfn3``, ...) a symlink to `target`,
+    verbatim, in place of whatever was there (e.g. ``set_link(h, a, "driver", "driver")``, a
+    driver link to itself)."""
+    path = _attr_path(host, address, name)
+    _remove(path)
+    os.symlink(target, path)
+    return Breakage("set_link", address, name, path, detail=target)
+
+
+def _function_dir(host: BuiltHost | str | os.PathLike[str], address: str) -> str:
+    return os.path.realpath(f"{_root(host)}/bus/pci/devices/{address}")
+
+
+def _repoint_virtfn(host: BuiltHost | str | os.PathLike[str], pf_address: str, vf_num: int,
+                    target_dir: str, kind: str) -> Breakage:
+    """Point virtfn<vf_num> of the PF at `target_dir`, relative to the PF's real directory as the
+    kernel's links are; `detail` is the VF the link named before."""
+    pf_dir = _function_dir(host, pf_address)
+    link = f"{pf_dir}/virtfn{vf_num}"
+    before = os.path.basename(os.readlink(link))
+    os.unlink(link)
+    os.symlink(os.path.relpath(target_dir, pf_dir), link)
+    return Breakage(kind, pf_address, f"virtfn{vf_num}",
+                    _attr_path(host, pf_address, f"virtfn{vf_num}"), detail=before)
+
+
+def virtfn_to_pf(host: BuiltHost | str | os.PathLike[str], pf_address: str, vf_num: int,
+                 other_pf: str) -> Breakage:
+    """Point the PF's ``virtfn<vf_num>`` at another PF (a sound function that is no VF at all).
+
+    A scanner must not make `other_pf` a VF of `pf_address` (nor strip `other_pf`'s own VFs of
+    their parent). The problem belongs to `pf_address`; `detail` is the VF that lost its link
+    (it still has its ``physfn``: a VF its PF does not list)."""
+    return _repoint_virtfn(host, pf_address, vf_num, _function_dir(host, other_pf),
+                           "virtfn_to_pf")
+
+
+def virtfn_to_foreign_vf(host: BuiltHost | str | os.PathLike[str], pf_address: str, vf_num: int,
+                         other_vf: str) -> Breakage:
+    """Point the PF's ``virtfn<vf_num>`` at `other_vf`, a VF of another PF (whose ``physfn``
+    leads there). `other_vf` stays its own PF's VF whichever PF a scanner reads first; the
+    problem belongs to `pf_address`; `detail` is the VF that lost its link."""
+    return _repoint_virtfn(host, pf_address, vf_num, _function_dir(host, other_vf),
+                           "virtfn_to_foreign_vf")
+
+
+def duplicate_virtfn(host: BuiltHost | str | os.PathLike[str], pf_address: str, vf_num: int,
+                     as_vf_num: int) -> Breakage:
+    """Point the PF's ``virtfn<vf_num>`` at the VF its ``virtfn<as_vf_num>`` names: two links,
+    one VF. Which number is that VF's cannot be told from the links; a scanner that reads them
+    must not pick one silently. `address` is the VF both links name (the one that should carry
+    the problem when the links are read), `detail` the VF that lost its link."""
+    target = os.path.realpath(_attr_path(host, pf_address, f"virtfn{as_vf_num}"))
+    b = _repoint_virtfn(host, pf_address, vf_num, target, "duplicate_virtfn")
+    return dataclasses.replace(b, address=os.path.basename(target))
+
+
+def virtfn_outside_tree(host: BuiltHost | str | os.PathLike[str], pf_address: str,
+                        vf_num: int) -> Breakage:
+    """Point the PF's ``virtfn<vf_num>`` at a look-alike of its VF outside the tree: a directory
+    with the same name (the VF's address), copies of the VF's files and a ``physfn`` link to the
+    PF, made next to the tree (in ``<root>.outside/``). Only where the link leads gives it away;
+    its name is right. The problem belongs to `pf_address`; `detail` is the VF that lost its
+    link, `path` the link."""
+    vf_dir = os.path.realpath(_attr_path(host, pf_address, f"virtfn{vf_num}"))
+    vf = os.path.basename(vf_dir)
+    fake = f"{_root(host)}.outside/virtfn{vf_num}-of-{pf_address}/{vf}"
+    os.makedirs(fake)
+    with os.scandir(vf_dir) as it:
+        for entry in it:
+            if entry.is_file(follow_symlinks=False) and entry.name != "vpd":
+                shutil.copyfile(entry.path, f"{fake}/{entry.name}")
+    os.symlink(_function_dir(host, pf_address), f"{fake}/physfn")
+    return _repoint_virtfn(host, pf_address, vf_num, fake, "virtfn_outside_tree")

@@ -51,7 +51,7 @@ host_specs = st.builds(
     nics=st.lists(nic_specs, max_size=2),
     others=st.lists(other_specs, max_size=1),
     numa_nodes=st.integers(0, 2),
-    domain=st.sampled_from([0, 0x10]),
+    domain=st.sampled_from([0, 0x10, 0x10000]),  # 0x10000: an Intel VMD domain
     first_bus=st.sampled_from([0x03, 0x80]),
     bridges=st.booleans(),
 )

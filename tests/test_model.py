@@ -49,6 +49,23 @@ def test_pci_address_parses_formats_and_rejects():
         PciAddress(0, 0x100, 0, 0)
 
 
+def test_pci_address_domains_above_ffff_as_the_kernel_names_them():
+    """Intel VMD puts functions in domains from 10000 on; the kernel prints the domain with %04x,
+    so more than 4 digits appear only above ffff, never with a leading zero."""
+    for text, domain in (("10000:e1:00.0", 0x10000), ("fffffffe:01:1f.7", 0xFFFFFFFE),
+                         ("1234567:00:00.1", 0x1234567), ("ffff:00:00.0", 0xFFFF)):
+        a = PciAddress.parse(text)
+        assert a.domain == domain and str(a) == text
+        assert PciAddress.parse(text.upper().replace("X", "x")) == a  # hex digits in either case
+    assert PciAddress.parse("ffff:ff:1f.7") < PciAddress.parse("10000:00:00.0")
+    for bad in ("00000:e1:00.0", "010000:e1:00.0", "100000000:00:00.0", "1000:e1:00", "10000:e1:00.0\n"):
+        with pytest.raises(ValueError):
+            PciAddress.parse(bad)
+    with pytest.raises(ValueError):
+        PciAddress(0x1_0000_0000, 0, 0, 0)
+    assert str(PciAddress(0xFFFFFFFF, 0xE1, 3, 1)) == "ffffffff:e1:03.1"
+
+
 def test_vf_inherits_serial_and_pf_mac_and_vf0_is_kept():
     inv = small_host()
     vf0 = inv["0000:82:00.2"]

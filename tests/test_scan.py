@@ -232,6 +232,26 @@ def test_vfs_spill_onto_higher_buses_with_stride(scratch: Path) -> None:
     assert all(r[_FLAGS] & _walk.F_INFERRED for r in rows if r[_KIND] == _walk.KIND_VF)
 
 
+def test_vmd_domain_above_ffff(scratch: Path) -> None:
+    """Behind an Intel VMD the kernel names functions 10000:e1:00.0: scanned like any other,
+    VFs computed from the layout (same domain), Nova's dev_id as libvirt names the node device."""
+    host = testing.dpu_host(scratch / "sys", cards=1, pfs_per_card=2, vfs_per_pf=4,
+                            domain=0x10000, first_bus=0xE1, nics=[NicSpec(vpd=True)])
+    assert host.pfs[0] == "10000:e1:00.0"
+    inv = scan(host)
+    assert_same(facts(inv), host.expected(), "BuiltHost.expected()")
+    assert_same(facts(inv), reference.scan(host), "reference")
+    assert all(d.problems == () for d in inv.values()) and inv.problems == ()
+    rows = _walk.walk(host.root).devices
+    assert all(r[_FLAGS] & _walk.F_INFERRED for r in rows if r[_KIND] == _walk.KIND_VF)
+    vf = inv["10000:e1:00.3"]
+    assert (vf.parent_addr, vf.vf_num, vf.driver) == ("10000:e1:00.0", 1, "mlx5_core")
+    assert fastvpd.PciAddress.parse(vf.address).domain == 0x10000
+    nova = {n["address"]: n for n in inv.to_nova()}
+    assert nova["10000:e1:00.3"]["dev_id"] == "pci_10000_e1_00_3"
+    assert nova == {n["address"]: n for n in reference.to_nova(reference.scan(host))}
+
+
 # -- hostile trees ---------------------------------------------------------------------------------
 #
 # One host with every kind of function; each case breaks one thing and scans it in a child
@@ -493,19 +513,33 @@ def test_dangling_device_link(role: str) -> None:
         _assert_others_intact(res, host, touched, gone={address})
 
 
-@pytest.mark.parametrize("vf", [VF1, VF2], ids=["middle-vf", "last-vf"])
-def test_dangling_device_link_of_an_inferred_vf_shows_when_its_details_are_read(vf: str) -> None:
-    """The fast path trusts the PF's virtfn count and checks only the first VF (design.md, idea
-    1): a later VF whose directory vanished is still in the scan's result; reading its details
+def test_dangling_device_link_of_an_inferred_vf_shows_when_its_details_are_read() -> None:
+    """The fast path trusts the PF's virtfn count and reads only the first VF (design.md, idea
+    1): a middle VF whose directory vanished is still in the scan's result; reading its details
     (one bulk call for all inferred VFs) finds it gone and says so on the device."""
     with scratch_dir("hostile") as d:
         host = _build_hostile(d)
-        testing.dangling_device_link(host, vf)
+        testing.dangling_device_link(host, VF1)
         inv = scan(host)
-        assert vf in inv and inv.problems == ()
-        dev = inv[vf]
+        assert VF1 in inv and inv.problems == ()
+        dev = inv[VF1]
         assert dev.driver is None and dev.netdevs == ()
-        assert any(p.startswith("entry: ") and vf in p for p in dev.problems), dev.problems
+        assert any(p.startswith("entry: ") and VF1 in p for p in dev.problems), dev.problems
+
+
+def test_dangling_device_link_of_the_last_vf_is_seen_by_the_scan() -> None:
+    """The last virtfn link must lead to the tree's own directory of the computed last VF: when
+    that directory is gone the layout check fails, the PF's links are read one by one, and the
+    vanished VF is left out like any other (named in the host problems)."""
+    with scratch_dir("hostile") as d:
+        host = _build_hostile(d)
+        testing.dangling_device_link(host, VF2)
+        inv = scan(host)
+        assert VF2 not in inv
+        assert [p for p in inv.problems if p.startswith(f"{VF2}: ")], inv.problems
+        (note,) = [p for p in inv[PF].problems if is_fallback_notice(p)]
+        assert "virtfn2 does not point to the computed 0000:03:00.4" in note
+        assert [inv[v].vf_num for v in (VF0, VF1)] == [0, 1]
 
 
 @pytest.mark.parametrize(("role", "vf_num"), [("PF", 0), ("PF", 1), ("PF", 2), ("FPF", 1)])
@@ -530,6 +564,76 @@ def test_dangling_virtfn_link(role: str, vf_num: int) -> None:
         assert got[pf] == by_address(res["ref"])[pf]
         _assert_others_intact(res, host, {pf}, gone={vf})
         assert res["nova"] == res["ref_nova"]
+
+
+# The link liars: (mutator, PF, vf_num, argument). PF reads its VFs on the fast path (virtfn0 and
+# the last link are checked, VF 1's is never read), FPF reads every link.
+PF1 = "0000:03:00.1"  # the card's other PF (its VFs from 0000:03:01.2 on)
+LINK_LIES = [
+    ("virtfn_to_pf", PF, 0, PF1), ("virtfn_to_pf", PF, 1, PF1), ("virtfn_to_pf", PF, 2, FPF),
+    ("virtfn_to_pf", FPF, 1, PF),
+    ("virtfn_to_foreign_vf", PF, 0, FVF), ("virtfn_to_foreign_vf", PF, 2, "0000:03:01.3"),
+    ("virtfn_to_foreign_vf", FPF, 1, VF1),  # a VF of a PF read before
+    ("duplicate_virtfn", PF, 0, 1), ("duplicate_virtfn", PF, 1, 0), ("duplicate_virtfn", FPF, 2, 0),
+    ("virtfn_outside_tree", PF, 0, None), ("virtfn_outside_tree", PF, 2, None),
+    ("virtfn_outside_tree", FPF, 1, None),
+]
+
+
+@pytest.mark.parametrize(("mutator", "pf", "vf_num", "arg"), LINK_LIES,
+                         ids=[f"{m}-{'FPF' if p == FPF else 'PF'}-virtfn{n}" for m, p, n, _ in LINK_LIES])
+def test_links_that_lie(mutator: str, pf: str, vf_num: int, arg: Any) -> None:
+    """A virtfn link names the wrong function while every file looks sound. The scan gives the
+    right answer or a problem on the device it is unsure of; every other device is exact."""
+    with scratch_dir("hostile") as d:
+        host = _build_hostile(d)
+        args = (arg,) if arg is not None else ()
+        b = getattr(testing, mutator)(host, pf, vf_num, *args)
+        assert b.path == f"{host.root}/bus/pci/devices/{pf}/virtfn{vf_num}"
+        lost = b.detail
+        assert lost == host.functions[pf].vfs[vf_num]
+        res = _scan_hostile(host)
+        got, want = by_address(res["facts"]), by_address(host.expected())
+        if pf == PF and 0 < vf_num < len(host.functions[pf].vfs) - 1:
+            # The fast path never reads a middle link: the answer is the SR-IOV layout, right.
+            assert got == want and all(_new_problems(res, a) == () for a in got)
+            return
+        unsure = {lost} | ({b.address} if mutator == "duplicate_virtfn" else set())
+        for a in unsure:  # a VF of its PF (physfn says so) whose number the links do not tell
+            assert got[a] == {**want[a], "vf_num": None}, diff([got[a]], [want[a]])
+            assert _new_problems(res, a), a
+        assert any("lists no virtfn link" in p for p in _new_problems(res, lost))
+        if mutator == "duplicate_virtfn":
+            assert any(f"named by more than one virtfn link of PF {pf}" in p
+                       for p in _new_problems(res, b.address))
+        else:  # the PF says which link it did not take
+            assert any(p.startswith("virtfn: ") and p.endswith(f"({b.path})")
+                       for p in _new_problems(res, pf)), _new_problems(res, pf)
+        for a in got:
+            if a not in unsure:
+                assert got[a] == want[a], diff([got[a]], [want[a]])
+            if a not in unsure | {pf}:
+                assert _new_problems(res, a) == (), (a, _new_problems(res, a))
+        exact = {a for a in got if a not in unsure}
+        assert ([n for n in res["nova"] if n["address"] in exact]
+                == [n for n in reference.to_nova(host.expected()) if n["address"] in exact])
+        assert res["host"] == ()
+
+
+def test_a_function_whose_physfn_alone_names_a_pf_tells_nothing_of_that_pf(scratch: Path) -> None:
+    """Found by fuzz/fuzz_scan.py: a physfn link that names a PF without sriov_vf_device (and
+    without VFs) made that PF report the orphan's device ID as its VFs'. Only the VFs the PF's
+    own virtfn links name tell (the reference scanner's rule)."""
+    host = testing.build_host(scratch / "sys", HostSpec(dpus=[
+        DpuSpec(pfs=1, vfs_per_pf=2, sriov_files=False),
+        DpuSpec(pfs=2, vfs_per_pf=0, sriov_files=False)]))
+    liar, named = host.cards[0].pfs[0], host.cards[1].pfs[1]
+    testing.set_link(host, liar, "physfn", os.path.relpath(
+        host.functions[named].path, host.functions[liar].path))
+    inv = scan(host)
+    assert inv[named].vf_product_id is None and inv[named].problems == ()
+    assert inv[liar].dev_type == "type-VF" and inv[liar].parent_addr == named
+    assert inv[liar].vf_num is None and any("lists no virtfn link" in p for p in inv[liar].problems)
 
 
 @pytest.mark.parametrize("mutator", ["non_pci_entry", "long_name_entry"])
@@ -750,12 +854,62 @@ def test_bad_roots_raise_sysfs_error(scratch: Path) -> None:
     assert len(inv) == 0 and inv.to_nova() == [] and inv.pfs() == () and dict(inv.cards) == {}
 
 
+class _BytesPath:
+    """A path-like object whose path is bytes."""
+
+    def __init__(self, path: bytes) -> None:
+        self.path = path
+
+    def __fspath__(self) -> bytes:
+        return self.path
+
+
+def test_roots_str_bytes_and_path_like_scan_alike(scratch: Path) -> None:
+    """A root may be str, bytes or path-like (of either): the same inventory, and its paths (in
+    problems, VPD problems included, and in lazily read details) are str in every case."""
+    host = testing.build_host(scratch / "sys", HostSpec(dpus=[DpuSpec(
+        pfs=1, vfs_per_pf=2, vpd_blob=BAD_CHECKSUM_VPD)], nics=[NicSpec(vpd=True)]))
+    vf = host.vfs[1]
+    testing.garbage_attribute(host, vf, f"net/{host.functions[vf].netdevs[0]}/address")
+    testing.empty_attribute(host, host.pfs[0], "class")
+    s = host.root
+    want = None
+    for root in (s, os.fsencode(s), Path(s), host, _BytesPath(os.fsencode(s))):
+        inv = scan(root)
+        assert inv.sysfs == s
+        got = (facts(inv), {a: d.problems for a, d in inv.items()}, inv.to_nova())
+        assert all(isinstance(p, str) for probs in got[1].values() for p in probs)
+        assert any(p.startswith("vpd: offset 35: checksum wrong") for p in got[1][host.pfs[0]])
+        assert any(p.startswith("net: garbage content") for p in got[1][vf])  # lazily read
+        if want is None:
+            want = got
+        assert got == want, type(root)
+    with pytest.raises(SysfsError) as e:
+        scan(os.fsencode(str(scratch / "missing")))
+    assert e.value.path == str(scratch / "missing")
+
+
+@pytest.mark.parametrize("root", ["/sys\0x", b"/sys\0", Path("/sys\0/x")], ids=repr)
+def test_nul_in_the_root_is_a_value_error(root: Any) -> None:
+    """A C string would end at the NUL and scan the prefix: refused up front, as open() does."""
+    for call in (lambda: scan(root), lambda: _walk.walk(root),
+                 lambda: _walk.details(root, ["0000:00:00.0"])):
+        with pytest.raises(ValueError, match="null byte"):
+            call()
+
+
+@pytest.mark.parametrize("root", [None, 42, ["/sys"]], ids=repr)
+def test_a_root_that_is_no_path_is_a_type_error(root: Any) -> None:
+    with pytest.raises(TypeError):
+        scan(root)
+
+
 def test_scan_is_public() -> None:
     assert fastvpd.scan is scan
     assert "scan" in fastvpd.__all__
 
 
-_PCI_NAME = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]\Z")
+_PCI_NAME = re.compile(r"(?:[0-9a-f]{4}|[1-9a-f][0-9a-f]{4,7}):[0-9a-f]{2}:[01][0-9a-f]\.[0-7]\Z")
 
 
 def _num(path: Path) -> int:
@@ -767,7 +921,7 @@ def test_real_sys_of_this_machine() -> None:
     if not base.is_dir():
         pytest.skip("no /sys/bus/pci/devices here")
     inv = scan("/sys", read_vpd=False)
-    names = sorted(n for n in os.listdir(base) if _PCI_NAME.match(n))
+    names = sorted((n for n in os.listdir(base) if _PCI_NAME.match(n)), key=reference.address_order)
     assert list(inv) == names
     assert inv.problems == ()
     for dev in inv.values():

@@ -426,6 +426,59 @@ def test_stray_entries(small):
         testing.long_name_entry(small, length=256)
 
 
+def test_set_link(small):
+    nic = small.addresses[-2]
+    b = testing.set_link(small, nic, "driver", "driver")
+    assert (b.kind, b.address, b.attribute, b.detail) == ("set_link", nic, "driver", "driver")
+    assert os.readlink(b.path) == "driver"
+    b = testing.set_link(small, nic, "virtfn0", "../nowhere")  # creates one where none was
+    assert os.readlink(b.path) == "../nowhere"
+
+
+def _virtfn(host, pf, n):
+    return os.path.join(host.root, "bus/pci/devices", pf, f"virtfn{n}")
+
+
+def test_virtfn_to_pf_and_to_a_foreign_vf(small):
+    pf, other = small.pfs
+    vf1 = small.functions[pf].vfs[1]
+    b = testing.virtfn_to_pf(small, pf, 1, other)
+    assert (b.kind, b.address, b.attribute, b.detail) == ("virtfn_to_pf", pf, "virtfn1", vf1)
+    assert b.path == _virtfn(small, pf, 1)
+    assert os.readlink(b.path) == "../" + other  # relative to the PF's directory, as the kernel's
+    assert os.path.samefile(b.path, small.functions[other].path)
+    foreign = small.functions[other].vfs[2]
+    b = testing.virtfn_to_foreign_vf(small, pf, 0, foreign)
+    assert b.detail == small.functions[pf].vfs[0] and os.readlink(b.path) == "../" + foreign
+    # nothing but the links changed: the VFs that lost theirs still have their physfn
+    for vf in small.functions[pf].vfs[:2]:
+        assert os.path.samefile(os.path.join(small.functions[vf].path, "physfn"),
+                                small.functions[pf].path)
+
+
+def test_duplicate_virtfn(small):
+    pf = small.pfs[0]
+    vfs = small.functions[pf].vfs
+    b = testing.duplicate_virtfn(small, pf, 2, 0)
+    assert (b.kind, b.address, b.attribute, b.detail) == ("duplicate_virtfn", vfs[0], "virtfn2", vfs[2])
+    assert os.readlink(_virtfn(small, pf, 2)) == os.readlink(_virtfn(small, pf, 0)) == "../" + vfs[0]
+
+
+def test_virtfn_outside_tree_looks_like_the_vf_but_for_where_it_leads(small):
+    pf = small.pfs[1]
+    vf = small.functions[pf].vfs[0]
+    b = testing.virtfn_outside_tree(small, pf, 0)
+    assert (b.kind, b.address, b.attribute, b.detail) == ("virtfn_outside_tree", pf, "virtfn0", vf)
+    target = os.path.realpath(b.path)
+    assert os.path.basename(target) == vf and not target.startswith(small.root + os.sep)
+    assert not os.path.samefile(target, small.functions[vf].path)
+    for name in ("vendor", "device", "class", "numa_node"):
+        assert read(os.path.join(target, name)) == read(os.path.join(small.functions[vf].path, name))
+    assert os.path.samefile(os.path.join(target, "physfn"), small.functions[pf].path)
+    # by name nothing is wrong: the reference scanner, which reads link names, sees the old tree
+    assert reference.scan(small) == small.expected()
+
+
 def test_bad_vpd_still_gives_the_serial(small):
     pf = small.pfs[0]
     blob = bytearray(small.functions[pf].vpd)

@@ -446,3 +446,43 @@ def test_bytes_like_inputs(parse, strict):
 def test_empty_bytes_like(parse):
     for data in (bytearray(), memoryview(b""), memoryview(b"abc")[3:]):
         assert parse(data).problems == (msg(0, C.NO_VPD),)
+
+
+# -- the Blob type: no instance can read through a missing buffer ----------------------------------
+@pytest.mark.parametrize("make", [lambda: C.Blob(), lambda: C.Blob.__new__(C.Blob),
+                                  lambda: C.Blob.__new__(fastvpd.Vpd)],
+                         ids=["Blob()", "Blob.__new__(Blob)", "Blob.__new__(Vpd)"])
+def test_a_blob_made_without_parse_is_empty_not_broken(make):
+    """The readers take the size of the bytes unchecked: a blob built any other way than by
+    parse/from_fields must still hold bytes (empty), never None."""
+    blob = make()
+    assert (blob.data, blob.table, blob.checksum_state, blob.raw_problems) == (b"", b"", -1, [])
+    for section in (C.READ_ONLY, C.READ_WRITE, C.NAME):
+        assert blob.find(section, "SN") is None and blob.find_text(section, "SN") is None
+        assert blob.fields(section) == [] and blob.mapping(section) == {}
+    with pytest.raises(TypeError):
+        blob.find(C.READ_ONLY, None)
+    with pytest.raises(AttributeError):
+        blob.data = None  # read-only from Python
+    if isinstance(blob, fastvpd.Vpd):
+        assert (blob.serial_number, blob.name, blob.problems, blob.checksum_ok) == (None, None, (), None)
+
+
+def test_pickled_blobs_are_checked_when_loaded():
+    import pickle
+
+    parsed = fastvpd.parse_vpd(GOOD)
+    built = fastvpd.Vpd(name="Hand made", read_only={"SN": b"X1"}, problems=["made by hand"])
+    for vpd in (parsed, built):
+        back = pickle.loads(pickle.dumps(vpd))
+        assert type(back) is fastvpd.Vpd and back == vpd and back.problems == vpd.problems
+    restore, (cls, data, table, checksum, problems, cached) = parsed.__reduce__()
+    assert restore(cls, data, table, checksum, problems, cached) == parsed
+    with pytest.raises(ValueError, match="outside the data"):
+        restore(cls, data[:5], table, checksum, problems, cached)  # a table past the bytes
+    with pytest.raises(ValueError, match="partial entry"):
+        restore(cls, data, table[:-1], checksum, problems, cached)
+    with pytest.raises(TypeError):
+        restore(cls, None, table, checksum, problems, cached)
+    with pytest.raises(TypeError):
+        restore(object, data, table, checksum, problems, cached)

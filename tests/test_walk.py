@@ -234,10 +234,13 @@ def test_vfs_on_a_higher_bus_than_their_pf(tree: Tree) -> None:
         for n, va in enumerate(vlist):
             assert rows[va][PARENT] == idx.index(pf) and rows[va][VF_NUM] == n
             assert rows[va][FLAGS] & F_INFERRED and not rows[va][FLAGS] & F_NETDEV
-    # only the first VF of each PF was read (and its last link resolved)
-    # virtfn0 and the last virtfn of each PF; the driver links of the two PFs and the bridge;
-    # class/net: one per netdev, the two PFs' (the VFs have none)
-    assert w.counters["readlinkat"] == 2 * 2 + 2 + 1 + 2
+    # only the first VF of each PF was read (and its last link resolved): the links are followed
+    # with fstatat, so the only readlinkat calls are the driver links of the two PFs and the
+    # bridge, and class/net's: one per netdev, the two PFs' (the VFs have none)
+    assert w.counters["readlinkat"] == 2 + 1 + 2
+    # per PF: its own directory, the first VF's, what virtfn0, the last virtfn, the last VF's entry
+    # and the first VF's physfn lead to; the PFs' two net/<if>/address; the walk's fstatfs
+    assert w.counters["fstat"] == 2 * 6 + 2 + 1
 
 
 def test_pf_without_offset_and_stride_falls_back_to_links(tree: Tree) -> None:
@@ -344,6 +347,198 @@ def test_orphan_vf_is_reported(tree: Tree) -> None:
     assert rows[vfs[0]][VF_NUM] == 0 and rows[vfs[0]][FLAGS] & F_INFERRED
 
 
+# -- links are verified, not trusted ---------------------------------------------------------------
+
+def _relink(link: Path, target: Path | str) -> None:
+    link.unlink()
+    link.symlink_to(target)
+
+
+def _look_alike(tree: Tree, address: str, pf: str, *, device: int = VF_DEV) -> Path:
+    """A directory outside the tree named `address` that looks like a VF of `pf` in every file."""
+    fake = tree.root.parent / "elsewhere" / address
+    fake.mkdir(parents=True)
+    for name, data in (("vendor", b"0x15b3\n"), ("device", b"0x%04x\n" % device),
+                       ("class", b"0x020000\n"), ("numa_node", b"0\n")):
+        (fake / name).write_bytes(data)
+    (fake / "physfn").symlink_to(tree.path(pf))
+    return fake
+
+
+@pytest.mark.parametrize("layout", [True, False], ids=["fast-path", "fallback"])
+def test_links_to_look_alikes_outside_the_tree_make_no_vfs_of_listed_functions(
+        tree: Tree, layout: bool) -> None:
+    """The PF's layout names two listed functions that are no VFs (no physfn); its virtfn links
+    point at look-alike VF directories elsewhere with the right names. Only where a link leads
+    tells: the listed functions stay what they are, and the PF says what is wrong."""
+    files = {"sriov_totalvfs": b"8\n"}
+    if layout:
+        files |= {"sriov_offset": b"2\n", "sriov_stride": b"1\n", "sriov_vf_device": b"101e\n"}
+    pf = tree.fn("0000:82:00.0", files=files)
+    for n, a in enumerate(("0000:82:00.2", "0000:82:00.3")):
+        tree.fn(a, vendor=0x8086, device=0x1533, driver="igb")
+        (pf / f"virtfn{n}").symlink_to(_look_alike(tree, a, "0000:82:00.0"))
+    w = _walk.walk(tree.root)
+    rows = rows_by_address(w)
+    for a in ("0000:82:00.2", "0000:82:00.3"):
+        r = rows[a]
+        assert (r[KIND], r[PARENT], r[VF_NUM], r[VENDOR], r[DEVICE]) == (KIND_PLAIN, -1, -1, 0x8086, 0x1533)
+        assert r[FLAGS] & F_DETAILS and not r[FLAGS] & (F_INFERRED | F_LINKED)
+        assert problems_of(w, a) == []
+    msgs = [p[2] for p in problems_of(w, "0000:82:00.0")]
+    assert "fell back" in msgs[0] and ("virtfn0 does not point to the computed 0000:82:00.2"
+                                       if layout else "sriov_offset") in msgs[0]
+    not_own = [p for p in problems_of(w, "0000:82:00.0") if "does not lead to the directory" in p[2]]
+    assert sorted(p[3].rsplit("/", 1)[1] for p in not_own) == ["virtfn0", "virtfn1"]
+    assert len(msgs) == 1 + len(not_own)
+
+
+@pytest.mark.parametrize("layout", [True, False], ids=["fast-path", "fallback"])
+def test_links_to_listed_functions_without_physfn_make_no_vfs(tree: Tree, layout: bool) -> None:
+    """The links lead to the tree's own directories, the IDs are what the PF implies, but the
+    functions have no physfn back to the PF: they are no VFs of it."""
+    files = {"sriov_totalvfs": b"8\n"}
+    if layout:
+        files |= {"sriov_offset": b"2\n", "sriov_stride": b"1\n", "sriov_vf_device": b"101e\n"}
+    pf = tree.fn("0000:82:00.0", files=files)
+    for n, a in enumerate(("0000:82:00.2", "0000:82:00.3")):
+        tree.fn(a, device=VF_DEV)
+        (pf / f"virtfn{n}").symlink_to("../" + a)
+    w = _walk.walk(tree.root)
+    rows = rows_by_address(w)
+    assert all(rows[a][KIND] == KIND_PLAIN and rows[a][PARENT] == -1
+               for a in ("0000:82:00.2", "0000:82:00.3"))
+    msgs = [p[2] for p in problems_of(w, "0000:82:00.0")]
+    assert ("physfn link of the first VF 0000:82:00.2 does not lead back" if layout else
+            "sriov_offset") in msgs.pop(0)
+    assert sorted(msgs) == ["points to 0000:82:00.2, whose physfn link does not lead back to this PF; ignored",
+                            "points to 0000:82:00.3, whose physfn link does not lead back to this PF; ignored"]
+
+
+def test_virtfn_to_another_pf_leaves_that_pf_and_its_vfs_alone(tree: Tree) -> None:
+    vfs_a = tree.pf("0000:82:00.0", 3, layout=False)
+    vfs_b = tree.pf("0000:83:00.0", 2)
+    _relink(tree.path("0000:82:00.0") / "virtfn1", "../0000:83:00.0")
+    w = _walk.walk(tree.root)
+    rows = rows_by_address(w)
+    idx = w.addresses.index
+    b = rows["0000:83:00.0"]
+    assert b[KIND] == KIND_PF and b[PARENT] == -1 and b[VF_NUM] == -1
+    assert [(rows[v][PARENT], rows[v][VF_NUM]) for v in vfs_b] == [(idx("0000:83:00.0"), 0),
+                                                                    (idx("0000:83:00.0"), 1)]
+    assert problems_of(w, "0000:83:00.0") == [] and all(problems_of(w, v) == [] for v in vfs_b)
+    a_probs = [p for p in problems_of(w, "0000:82:00.0") if p[3].endswith("/virtfn1")]
+    assert len(a_probs) == 1 and "0000:83:00.0, whose physfn link does not lead back" in a_probs[0][2]
+    # the VF that lost its link: a VF of the PF (its physfn says so) without a number, and said so
+    lost = rows[vfs_a[1]]
+    assert (lost[KIND], lost[PARENT], lost[VF_NUM]) == (KIND_VF, idx("0000:82:00.0"), -1)
+    assert any("lists no virtfn link" in p[2] for p in problems_of(w, vfs_a[1]))
+    assert [rows[v][VF_NUM] for v in (vfs_a[0], vfs_a[2])] == [0, 2]
+
+
+@pytest.mark.parametrize("first", ["claimer", "owner"])
+def test_virtfn_to_a_vf_of_another_pf_does_not_steal_it(tree: Tree, first: str) -> None:
+    """Whichever PF is read first, the VF stays the PF's its physfn leads to."""
+    claimer, owner = ("0000:82:00.0", "0000:83:00.0") if first == "claimer" else (
+        "0000:83:00.0", "0000:82:00.0")
+    vfs_c = tree.pf(claimer, 2, layout=False)
+    vfs_o = tree.pf(owner, 2, layout=False)
+    _relink(tree.path(claimer) / "virtfn0", "../" + vfs_o[1])
+    w = _walk.walk(tree.root)
+    rows = rows_by_address(w)
+    assert (rows[vfs_o[1]][PARENT], rows[vfs_o[1]][VF_NUM]) == (w.addresses.index(owner), 1)
+    assert [p for p in problems_of(w, owner) if "fell back" not in p[2]] == []
+    (mine,) = [p for p in problems_of(w, claimer) if p[3].endswith("/virtfn0")]
+    assert vfs_o[1] in mine[2] and ("physfn link does not lead back" in mine[2]
+                                     or "another PF" in mine[2])
+    assert rows[vfs_c[0]][VF_NUM] == -1 and rows[vfs_c[1]][VF_NUM] == 1
+
+
+def test_two_virtfn_links_to_one_vf_leave_its_number_unknown(tree: Tree) -> None:
+    vfs = tree.pf("0000:82:00.0", 4, layout=False)
+    (tree.path("0000:82:00.0") / "virtfn5").symlink_to("../" + vfs[1])  # a third link to VF 1
+    _relink(tree.path("0000:82:00.0") / "virtfn3", "../" + vfs[1])
+    w = _walk.walk(tree.root)
+    rows = rows_by_address(w)
+    assert rows[vfs[1]][VF_NUM] == -1 and rows[vfs[1]][PARENT] == w.addresses.index("0000:82:00.0")
+    dup = problems_of(w, vfs[1])
+    assert len(dup) == 2 and all("named by more than one virtfn link of PF 0000:82:00.0" in p[2]
+                                 and "VF number unknown" in p[2] for p in dup)
+    assert {n for p in dup for n in ("virtfn1", "virtfn3", "virtfn5") if n in p[2]} == {
+        "virtfn1", "virtfn3", "virtfn5"}
+    assert [rows[v][VF_NUM] for v in (vfs[0], vfs[2], vfs[3])] == [0, 2, -1]  # VF 3 lost its link
+
+
+def test_orphan_physfn_must_lead_to_the_tree_s_pf(tree: Tree) -> None:
+    vfs = tree.pf("0000:82:00.0", 2)
+    (tree.path("0000:82:00.0") / "virtfn1").unlink()
+    fake = tree.root.parent / "elsewhere" / "0000:82:00.0"
+    fake.mkdir(parents=True)
+    _relink(tree.path(vfs[1]) / "physfn", fake)
+    w = _walk.walk(tree.root)
+    r = rows_by_address(w)[vfs[1]]
+    assert r[KIND] == KIND_VF and r[PARENT] == -1
+    (p,) = problems_of(w, vfs[1])
+    assert p[1] == "physfn" and "does not lead to the directory" in p[2]
+
+
+@pytest.mark.parametrize(("target", "driver"), [
+    ("driver", None),                                  # a link to itself
+    ("../0000:03:00.0/driver", None),                  # ... through the device's directory
+    ("../0000:03:00.0", None),                         # the device itself
+    ("../../../bus/pci/drivers/", None),               # no name
+    ("../../../bus/pci/drivers/..", None),
+    ("../../../bus/pci/xdrivers/igb", None),
+    ("igb", None),
+    ("../../../bus/pci/drivers/igb", "igb"),
+    ("drivers/igb", "igb"),
+])
+def test_driver_link_must_end_in_drivers_name(tree: Tree, target: str, driver: str | None) -> None:
+    d = tree.fn("0000:03:00.0", driver=None)
+    (d / "driver").symlink_to(target)
+    vfs = tree.pf("0000:82:00.0", 2)
+    _relink(tree.path(vfs[1]) / "driver", target)
+    w = _walk.walk(tree.root)
+    assert rows_by_address(w)["0000:03:00.0"][DRIVER] == driver
+    probs = problems_of(w, "0000:03:00.0")
+    if driver is None:
+        assert [(p[1], p[2]) for p in probs] == [
+            ("driver", f"link -> {target!r} does not end in drivers/<name>; no driver")]
+    else:
+        assert probs == []
+    det = _walk.details(tree.root, [vfs[1]])[vfs[1]]  # the lazily read VF details: same rule
+    assert det[0] == driver and len(det[2]) == (driver is None)
+
+
+def test_total_vfs_below_the_number_of_links_is_a_problem(tree: Tree) -> None:
+    vfs = tree.pf("0000:82:00.0", 4, total=2)
+    w = _walk.walk(tree.root)
+    assert [(p[1], p[2]) for p in problems_of(w, "0000:82:00.0")] == [
+        ("sriov_totalvfs", "2 is below the number of virtfn links (4)")]
+    rows = rows_by_address(w)
+    assert rows["0000:82:00.0"][TOTAL_VFS] == 2 and [rows[v][VF_NUM] for v in vfs] == [0, 1, 2, 3]
+
+
+# -- PCI domains above ffff (Intel VMD) --------------------------------------------------------------
+
+def test_domains_above_ffff_are_listed_in_numeric_order(tree: Tree) -> None:
+    names = ["10000:e1:00.0", "ffff:00:00.0", "fffffffe:01:00.0", "1234567:00:1f.7"]
+    for a in names:
+        tree.fn(a)
+    (tree.devices / "10000:e1:00.1").symlink_to("../../../devices/pci0000:00/10000:e1:00.0")
+    for bad in ("010000:e1:00.0", "10000:E1:00.0", "1FFFF:00:00.0", "100000000:00:00.0"):
+        (tree.devices / bad).symlink_to("../../../devices/pci0000:00/10000:e1:00.0")
+    w = _walk.walk(tree.root)
+    assert w.addresses == ["0000:00:00.0", "ffff:00:00.0", "10000:e1:00.0", "10000:e1:00.1",
+                           "1234567:00:1f.7", "fffffffe:01:00.0"]
+    assert sorted(os.path.basename(p[3]) for p in problems_of(w, None)) == sorted(
+        ["010000:e1:00.0", "10000:E1:00.0", "1FFFF:00:00.0", "100000000:00:00.0"])
+    assert [p for p in w.problems if p[0] >= 0] == []
+    det = _walk.details(tree.root, ["10000:e1:00.0", "fffffffe:01:00.0", "010000:e1:00.0"])
+    assert det["10000:e1:00.0"][0] == "mlx5_core" and det["fffffffe:01:00.0"][2] == []
+    assert det["010000:e1:00.0"][2][0][1].startswith("not a PCI address")
+
+
 # -- hostile trees ---------------------------------------------------------------------------------
 
 def test_hostile_entries(tree: Tree) -> None:
@@ -362,7 +557,8 @@ def test_hostile_entries(tree: Tree) -> None:
     os.mkfifo(tree.path("0000:03:00.1") / "net" / "eth2" / "address")  # d_type unknown: fstat
     (tree.devices / "0000:05:00.0").symlink_to("../../../devices/pci0000:00/0000:05:00.0")  # dangling
     (tree.devices / "0000:06:00.0").write_text("a file, not a link\n")
-    for bad in ("foo", "0000:00:20.0", "0000:0A:00.0", "10000:00:00.0", "0000:00:00.8", "x" * 255):
+    for bad in ("foo", "0000:00:20.0", "0000:0A:00.0", "00000:00:00.0", "100000000:00:00.0",
+                "0000:00:00.8", "x" * 255):
         (tree.devices / bad).symlink_to("../../../devices/pci0000:00/0000:00:00.0")
     vfs = tree.pf("0000:82:00.0", 4, under=br)
     # a virtfn link whose target is missing
@@ -378,7 +574,8 @@ def test_hostile_entries(tree: Tree) -> None:
 
     host = problems_of(w, None)
     assert sorted(os.path.basename(p[3]) for p in host) == sorted(
-        ["foo", "0000:00:20.0", "0000:0A:00.0", "10000:00:00.0", "0000:00:00.8", "x" * 255])
+        ["foo", "0000:00:20.0", "0000:0A:00.0", "00000:00:00.0", "100000000:00:00.0",
+         "0000:00:00.8", "x" * 255])
     assert all(p[1] == "name" and "not a PCI address" in p[2] for p in host)
 
     got = {(p[1], p[2].split(" (")[0].split(":")[0]) for p in problems_of(w, "0000:03:00.0")}
@@ -578,15 +775,17 @@ def test_fast_path_syscalls_per_vf(tmp_path: Path) -> None:
           f"VF-attributable {extra / (pfs * vfs):.4f}/VF, all-in {c['total'] / (pfs * vfs):.4f}/VF")
     assert extra / (pfs * vfs) < 0.1
     assert c["total"] / (pfs * vfs) < 0.5
-    # Per PF: virtfn0 and the last virtfn resolved; the first VF's directory listed, its vendor,
+    # Per PF: the first VF's directory opened through bus/pci/devices and listed, its vendor,
     # device, class and numa_node read (openat + read each: listed regular files need no fstat);
-    # the PF directory is listed in as many calls. The fds go with the PF's in its close_range.
+    # six fstat/fstatat: the PF's and the first VF's directories, what virtfn0, the last virtfn
+    # and the last VF's entry lead to, and the first VF's physfn (no readlinkat: links are
+    # compared by what they lead to). The fds go with the PF's in its close_range.
     d = {k: c[k] - base[k] for k in c}
-    assert d["readlinkat"] == 2 * pfs
-    assert d["openat"] == 5 * pfs and d["read"] == 4 * pfs and d["fstat"] == 0
+    assert d["readlinkat"] == 0
+    assert d["openat"] == 5 * pfs and d["read"] == 4 * pfs and d["fstat"] == 6 * pfs
     assert pfs <= d["getdents64"] <= 2 * pfs  # one call, two without an end-of-directory d_off
     assert 0 <= d["close"] + d["close_range"] <= pfs  # a foreign fd may split a run
-    assert pfs * 12 <= extra <= pfs * 14
+    assert pfs * 16 <= extra <= pfs * 18
 
 
 def test_vf_netdevs_cost_one_readlinkat_each(tmp_path: Path) -> None:
@@ -692,12 +891,13 @@ def test_total_syscalls_per_vf_below_a_tenth_at_8x512(tmp_path: Path) -> None:
     print(f"\n8x512 with VPD on {base}: {c}; {c['total'] / len(pfs):.1f} per PF, "
           f"{c['total'] / len(vfs):.4f} per VF")
     assert c["total"] / len(vfs) < 0.1
-    # Per PF: 2 to list its directory, 8 attributes (2 each), driver 1, net 5, vpd 2, 2 virtfn
-    # links, 10 for the first VF; the walk: root, devices, fstatfs, the device listing, and
-    # class/net: its listing and one readlinkat per netdev (the 8 PFs' and lo).
+    # Per PF: 2 to list its directory, 8 attributes (2 each), driver 1, net 5, vpd 2, 6 fstat
+    # and fstatat to check the links, 10 for the first VF; the walk: root, devices, fstatfs, the
+    # device listing, and class/net: its listing and one readlinkat per netdev (the 8 PFs' and lo).
     assert c["openat"] == 2 + 8 * (1 + 8 + 1 + 1 + 1 + 1 + 4) + 1
-    assert c["read"] == 8 * (8 + 1 + 1 + 4) and c["readlinkat"] == 8 * 3 + 8 + 1
-    assert c["fstat"] == 1 + 8  # fstatfs, and net/<ifname>/address, the one unlisted file
+    assert c["read"] == 8 * (8 + 1 + 1 + 4) and c["readlinkat"] == 8 + 8 + 1
+    # fstatfs; net/<ifname>/address, the one unlisted file; the six link checks
+    assert c["fstat"] == 1 + 8 + 8 * 6
     if base == shm:  # tmpfs marks the end of a listing: one call per directory
         assert c["getdents64"] == 8 * 3 + (len(w.devices) * 32 // 65536 + 1) + 1
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import fastvpd
 
-__all__ = ["scan", "to_nova", "KEYS"]
+__all__ = ["scan", "to_nova", "address_order", "KEYS"]
 
 KEYS = (
     "address", "vendor_id", "product_id", "class_code", "dev_type", "parent_addr", "vf_num",
@@ -48,7 +48,8 @@ KEYS = (
     "card_serial_number", "pf_mac_address",
 )
 
-_ADDRESS = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]\Z")
+# The kernel's names: the domain printed with %04x (more digits only above ffff, e.g. VMD).
+_ADDRESS = re.compile(r"(?:[0-9a-f]{4}|[1-9a-f][0-9a-f]{4,7}):[0-9a-f]{2}:[01][0-9a-f]\.[0-7]\Z")
 _VIRTFN = re.compile(r"virtfn([0-9]+)\Z")
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 _ATTR_MAX = 4096
@@ -104,6 +105,12 @@ def _hex_id(path: str) -> str | None:
     if value is None or not 0 <= value <= 0xFFFF:
         return None
     return "%04x" % value
+
+
+def address_order(address: str) -> tuple[int, str]:
+    """Sort key of a PCI address: by domain as a number (ffff before 10000), then as text."""
+    domain, _, rest = address.partition(":")
+    return int(domain, 16), rest
 
 
 def _link_name(path: str) -> str | None:
@@ -194,7 +201,7 @@ def scan(root: str | os.PathLike[str], *, read_vpd: bool = True,
     """Every PCI function under ``<root>/bus/pci/devices``, in address order (see module doc)."""
     devices = os.path.join(os.fspath(root), "bus", "pci", "devices")
     with os.scandir(devices) as it:
-        addresses = sorted(e.name for e in it if _ADDRESS.match(e.name))
+        addresses = sorted((e.name for e in it if _ADDRESS.match(e.name)), key=address_order)
     found: dict[str, dict[str, Any]] = {}
     for address in addresses:
         facts = _one(devices, address, read_vpd, vf_vpd)
