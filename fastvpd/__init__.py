@@ -15,7 +15,7 @@ from .errors import (
     SysfsError,
     VpdFormatError,
 )
-from .model import Inventory, PciAddress, PciDevice
+from .model import DeviceFacts, Inventory, PciAddress, PciDevice
 from .profile import binding_profile
 from .scanner import scan
 from .vpd import Vpd, build_vpd, parse_vpd
@@ -23,6 +23,7 @@ from .vpd import Vpd, build_vpd, parse_vpd
 __version__ = "0.1.0"
 
 __all__ = [
+    "DeviceFacts",
     "DeviceNotFound",
     "DeviceSpecError",
     "FastVpdError",
