@@ -37,8 +37,9 @@ def require(module: str, what: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        missing(f"{what} is not installed ({e})")
-        raise  # not reached: missing() raises
+        error = e  # reported outside the handler: no chained traceback in the failure
+    missing(f"{what} is not installed ({error})")
+    raise AssertionError("not reached: missing() fails or skips")
 
 
 #: Every CLI run gets this long before the test fails: a hang must fail, never stall the suite.
