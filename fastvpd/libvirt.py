@@ -273,7 +273,7 @@ def _function(name: str, root: ET.Element, pci: ET.Element) -> _Function | str:
     return _Function(name, facts, vf_addresses)
 
 
-# Each means any byte but ':' and hex digits is garbage, as the sysfs walker reads a MAC.
+# A MAC as the sysfs walker accepts one: hex digits and ':' only (InfiniBand's are long).
 _MAC = re.compile(r"[0-9a-fA-F:]{1,96}\Z")
 
 
