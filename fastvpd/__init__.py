@@ -10,12 +10,13 @@ from .errors import (
     DeviceNotFound,
     DeviceSpecError,
     FastVpdError,
+    LibvirtError,
     NetdevNotFound,
     ProfileError,
     SysfsError,
     VpdFormatError,
 )
-from .model import Inventory, PciAddress, PciDevice
+from .model import DeviceFacts, Inventory, PciAddress, PciDevice
 from .profile import binding_profile
 from .scanner import scan
 from .vpd import Vpd, build_vpd, parse_vpd
@@ -23,10 +24,12 @@ from .vpd import Vpd, build_vpd, parse_vpd
 __version__ = "0.1.0"
 
 __all__ = [
+    "DeviceFacts",
     "DeviceNotFound",
     "DeviceSpecError",
     "FastVpdError",
     "Inventory",
+    "LibvirtError",
     "NetdevNotFound",
     "PciAddress",
     "PciDevice",

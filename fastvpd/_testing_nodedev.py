@@ -7,7 +7,8 @@ or `fastvpd.libvirt`, can be run against the same host a synthetic sysfs tree de
 The tree is read the way libvirt reads sysfs: every entry of ``bus/pci/devices`` becomes a
 ``pci_DDDD_BB_SS_F`` device with its IDs, class, NUMA node and driver; ``physfn`` gives the
 ``phys_function`` capability, the ``virtfn<N>`` links (and ``sriov_totalvfs``) the
-``virt_functions`` one; each ``net/<ifname>`` becomes a ``net_<ifname>_<mac>`` device whose parent
+``virt_functions`` one, from ``virtfn0`` up to the first missing or dangling link as libvirt
+reads them; each ``net/<ifname>`` becomes a ``net_<ifname>_<mac>`` device whose parent
 is its function. The ``vpd`` capability carries the text fields libvirt formats (name, read-only
 ``EC MN PN SN Vx``, read-write ``YA Vx Yx``), and only for a blob that libvirt's strict parser
 accepts: a blob ``parse_vpd(strict=True)`` rejects is left out whole, as libvirt drops it
@@ -27,7 +28,6 @@ from .vpd import text as vpd_text
 __all__ = ["node_device_xml", "write_node_device_xml", "nodedev_name"]
 
 _ADDRESS = re.compile(r"([0-9a-f]{4,}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])\Z")
-_VIRTFN = re.compile(r"virtfn(0|[1-9][0-9]*)\Z")
 
 
 def nodedev_name(address: str) -> str:
@@ -107,6 +107,19 @@ def _strict_vpd(path: str) -> Vpd | None:
         return None
 
 
+def _virtfn_targets(base: str) -> list[str]:
+    """The VFs a PF lists, as libvirt finds them: ``virtfn0``, ``virtfn1``, ... up to the first
+    link that does not resolve (libvirt's virPCIGetVirtualFunctions stops there), so the
+    position of a VF in the list is its VF number."""
+    targets: list[str] = []
+    while True:
+        link = os.path.join(base, f"virtfn{len(targets)}")
+        target = _link_base(link)
+        if target is None or not os.path.exists(link):
+            return targets
+        targets.append(target)
+
+
 def _pci_device(node: ET.Element, root: str, address: str, nets: list[ET.Element]) -> None:
     base = os.path.join(root, "bus", "pci", "devices", address)
     if not os.path.isdir(base):
@@ -139,17 +152,15 @@ def _pci_device(node: ET.Element, root: str, address: str, nets: list[ET.Element
         names = os.listdir(base)
     except OSError:
         names = []
-    virtfns = sorted((int(m.group(1)), n) for n in names if (m := _VIRTFN.match(n)))
+    virtfns = _virtfn_targets(base)
     total = _read(os.path.join(base, "sriov_totalvfs"))
     total_vfs = int(total) if total and total.isdigit() else 0
     if total_vfs > 0 or virtfns:
         vfs = ET.SubElement(cap, "capability", type="virt_functions")
         if total_vfs:
             vfs.set("maxCount", str(total_vfs))
-        for _, link in virtfns:
-            target = _link_base(os.path.join(base, link))
-            if target:
-                _address_element(vfs, target)
+        for target in virtfns:
+            _address_element(vfs, target)
     if "vpd" in names:
         vpd = _strict_vpd(os.path.join(base, "vpd"))
         if vpd is not None:

@@ -16,6 +16,7 @@ __all__ = [
     "NetdevNotFound",
     "ProfileError",
     "DeviceSpecError",
+    "LibvirtError",
 ]
 
 
@@ -86,3 +87,8 @@ class ProfileError(FastVpdError, ValueError):
 
 class DeviceSpecError(FastVpdError, ValueError):
     """A ``[pci] device_spec`` entry is invalid, or invalid for this host."""
+
+
+class LibvirtError(FastVpdError):
+    """libvirt could not list its node devices (`fastvpd.libvirt.inventory_from_libvirt`); the
+    ``libvirt.libvirtError`` is the cause. One device that cannot be described is no error."""

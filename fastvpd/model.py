@@ -2,7 +2,8 @@
 
 `Inventory` keeps the flat columns the C walker returned and makes a `PciDevice` only when one
 is asked for, so that a scan of thousands of VFs does not pay for objects nobody reads;
-`to_nova()` works straight from the columns.
+`to_nova()` works straight from the columns. Another source (libvirt's node devices, say) gives
+one `DeviceFacts` per function to `Inventory.from_facts`, which lays them out the same way.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import count
 from types import MappingProxyType
@@ -20,7 +21,8 @@ from . import _walk
 from .errors import DeviceNotFound, NetdevNotFound
 from .vpd import Vpd, parse_vpd
 
-__all__ = ["PciAddress", "PciDevice", "Inventory", "TYPE_PCI", "TYPE_PF", "TYPE_VF"]
+__all__ = ["PciAddress", "PciDevice", "DeviceFacts", "Inventory", "TYPE_PCI", "TYPE_PF",
+           "TYPE_VF"]
 
 TYPE_PCI = "type-PCI"
 TYPE_PF = "type-PF"
@@ -136,6 +138,34 @@ class PciDevice:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceFacts:
+    """One PCI function as a source other than the sysfs walker knows it (`Inventory.from_facts`).
+
+    The fields mean what the `PciDevice` fields of the same names mean; ``netdevs`` pairs each
+    netdev name with its MAC (None when unknown), ``vpd`` is the function's own raw VPD blob and
+    ``problems`` what the source could not read. What follows from other functions (a VF's PF
+    MAC, ``parent_ifname``, the card serial a VF inherits from its PF) the inventory derives, as
+    for a scan.
+    """
+
+    address: str
+    vendor_id: str | None
+    product_id: str | None
+    dev_type: str = TYPE_PCI
+    class_code: int | None = None
+    parent_addr: str | None = None
+    vf_num: int | None = None
+    total_vfs: int | None = None
+    num_vfs: int | None = None
+    vf_product_id: str | None = None
+    numa_node: int | None = None
+    driver: str | None = None
+    netdevs: tuple[tuple[str, str | None], ...] = ()
+    vpd: bytes | None = None
+    problems: tuple[str, ...] = ()
+
+
 _FIELDS = tuple(f for f in PciDevice.__dataclass_fields__)
 _NOVA_FIELDS = frozenset(("address", "vendor_id", "product_id", "dev_type", "dev_id", "label",
                           "numa_node", "parent_addr"))
@@ -224,6 +254,45 @@ class Inventory(Mapping[str, PciDevice]):
         self._vpds: dict[int, Vpd | None] = {}
         self._cards: Mapping[str, tuple[PciDevice, ...]] | None = None
         self._netdev_index: dict[str, str] | None = None
+
+    @classmethod
+    def from_facts(cls, devices: Iterable[DeviceFacts], *, problems: Iterable[str] = (),
+                   strict_vpd: bool = False) -> Inventory:
+        """An inventory of functions another source describes, in address order, with the same
+        queries, `to_nova()` and profiles as a scan's (``sysfs`` is None). ``problems`` are the
+        source's own, about no device it could describe; ``strict_vpd`` says that the source
+        already left out VPD its strict parser rejects, as libvirt does.
+
+        A VF whose PF is not among the devices gets no ``parent_addr`` and a problem saying so.
+        Raises ValueError for facts that cannot be true: an address that is not canonical
+        (``0000:82:00.3``) or given twice, an unknown ``dev_type``, an ID that is not 4
+        lower-case hex digits, a negative number, a parent or VF number on a function that is no
+        VF, SR-IOV counts on one that is no PF.
+        """
+        facts = sorted(devices, key=lambda d: d.address)
+        addresses = [d.address for d in facts]
+        index = {a: i for i, a in enumerate(addresses)}
+        if len(index) != len(facts):
+            twice = sorted({a for a in addresses if addresses.count(a) > 1})
+            raise ValueError(f"PCI address given more than once: {', '.join(twice)}")
+        columns = _walk.Columns._make([] for _ in _walk.Columns._fields)
+        extras: dict[int, _walk.Extra] = {}
+        device_problems: dict[int, tuple[str, ...]] = {}
+        for i, d in enumerate(facts):
+            kind, parent, own_problems = _checked_facts(d, index)
+            netdevs = tuple(sorted(d.netdevs))
+            flags = _walk.F_DETAILS | (FLAG_NETDEV if netdevs else 0)
+            for column, value in zip(columns, (
+                    _id(d.vendor_id), _id(d.product_id), _count(d.class_code),
+                    _count(d.numa_node), kind, parent, _count(d.vf_num), _count(d.total_vfs),
+                    _count(d.num_vfs), -1, -1, _id(d.vf_product_id), flags)):
+                column.append(value)
+            if d.driver is not None or netdevs or d.vpd is not None:
+                extras[i] = (d.driver, netdevs, None if d.vpd is None else bytes(d.vpd))
+            if own_problems:
+                device_problems[i] = own_problems
+        return cls(addresses, columns, extras, device_problems, tuple(problems),
+                   strict_vpd=strict_vpd)
 
     @property
     def _index(self) -> dict[str, int]:
@@ -503,6 +572,55 @@ class Inventory(Mapping[str, PciDevice]):
                     self._device_problems[i] = self._device_problems.get(i, ()) + tuple(
                         problem_text(*p) for p in problems)
             self._details_loader = None
+
+
+_ID = re.compile(r"[0-9a-f]{4}\Z")
+
+
+def _id(value: str | None) -> int:
+    """A column's int for a 4-hex-digit ID (-1: unknown)."""
+    if value is None:
+        return -1
+    if not isinstance(value, str) or not _ID.match(value):
+        raise ValueError(f"not a PCI ID of 4 lower-case hex digits: {value!r}")
+    return int(value, 16)
+
+
+def _count(value: int | None) -> int:
+    """A column's int for a number that cannot be negative (-1: unknown)."""
+    if value is None:
+        return -1
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"not a number >= 0: {value!r}")
+    return value
+
+
+def _checked_facts(d: DeviceFacts, index: Mapping[str, int]) -> tuple[int, int, tuple[str, ...]]:
+    """(kind, parent row, problems) of one function's facts; ValueError for impossible ones."""
+    try:
+        canonical = str(PciAddress.parse(d.address))
+    except ValueError:
+        canonical = None
+    if canonical != d.address:
+        raise ValueError(f"not a canonical PCI address (DDDD:BB:SS.F, lower-case): {d.address!r}")
+    if d.dev_type not in _DEV_TYPES:
+        raise ValueError(f"{d.address}: dev_type must be one of {', '.join(_DEV_TYPES)}, not "
+                         f"{d.dev_type!r}")
+    kind = _DEV_TYPES.index(d.dev_type)
+    if kind != 2 and (d.parent_addr is not None or d.vf_num is not None):
+        raise ValueError(f"{d.address}: only a VF has a parent_addr and a vf_num")
+    if kind != 1 and (d.total_vfs is not None or d.num_vfs is not None
+                      or d.vf_product_id is not None):
+        raise ValueError(f"{d.address}: only a PF has total_vfs, num_vfs and vf_product_id")
+    problems = tuple(d.problems)
+    parent = -1
+    if d.parent_addr is not None:
+        if d.parent_addr == d.address:
+            raise ValueError(f"{d.address}: a VF cannot be its own PF")
+        parent = index.get(d.parent_addr, -1)
+        if parent < 0:
+            problems += (f"parent: its PF {_walk.shown(d.parent_addr)} is not in the inventory",)
+    return kind, parent, problems
 
 
 def problem_text(attribute: str, message: str, path: str) -> str:

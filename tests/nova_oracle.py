@@ -73,6 +73,10 @@ KNOWN_DIFFERENCES = {
                     "text 'true', though 'yes', '1', 'on' or JSON true also take the VFs out of "
                     "the normal pools; exposes_remote_managed_trait takes any truthy value, and "
                     "DeviceSpec.nova_trait_value says what Nova 34 will do.",
+    "unescaped-vpd": "libvirt writes VPD field text into the node-device XML unescaped, so a "
+                     "card whose VPD text holds '&' or '<' makes Nova 34's XML parser raise and "
+                     "Nova report no device at all; fastvpd reports every device (and "
+                     "fastvpd.libvirt reads that XML too).",
 }
 
 

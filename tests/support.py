@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shutil
 import subprocess
@@ -12,7 +13,34 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+import pytest
+
+def in_ci() -> bool:
+    """Whether this is CI (``CI=true``), where everything the tests need is installed."""
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def missing(reason: str) -> None:
+    """What a test module does when a library it exercises is missing: in CI that is a failure
+    (the README's test command installs it), elsewhere a skip. ``reason`` names what is missing."""
+    reason += " (the README's test command installs it)"
+    if in_ci():
+        pytest.fail(f"must be installed in CI: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def require(module: str, what: str) -> ModuleType:
+    """Import ``module`` for a test module, or fail in CI / skip elsewhere naming ``what``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        error = e  # reported outside the handler: no chained traceback in the failure
+    missing(f"{what} is not installed ({error})")
+    raise AssertionError("not reached: missing() fails or skips")
+
 
 #: Every CLI run gets this long before the test fails: a hang must fail, never stall the suite.
 CLI_TIMEOUT = 60.0

@@ -72,3 +72,23 @@ def test_a_vpd_libvirt_would_reject_is_left_out_whole(tmp_path: Path) -> None:
     cap = served[testing.nodedev_name(host.pfs[0])].find("capability[@type='pci']")
     assert cap.find("capability[@type='vpd']") is None
     assert cap.find("numa").get("node") == "1"
+
+
+def test_virt_functions_stop_at_the_first_missing_link_as_libvirt_reads_them(tmp_path: Path,
+                                                                             ) -> None:
+    """libvirt reads virtfn0, virtfn1, ... up to the first link that is missing or dangles, so a
+    VF's position in the list is its VF number; VFs past a gap are not listed."""
+    host = testing.dpu_host(tmp_path / "sys", cards=1, pfs_per_card=2, vfs_per_pf=3)
+    gap, dangling = host.pfs
+    testing.remove_attribute(host, gap, "virtfn1")
+    testing.dangling_virtfn_link(host, dangling, vf_num=2)
+    served = devices(testing.write_node_device_xml(host, tmp_path / "node.xml"))
+
+    def listed(pf: str) -> list[str]:
+        cap = served[testing.nodedev_name(pf)].find("capability[@type='pci']")
+        return [f"{int(a.get('domain'), 16):04x}:{int(a.get('bus'), 16):02x}:"
+                f"{int(a.get('slot'), 16):02x}.{int(a.get('function'), 16):x}"
+                for a in cap.findall("capability[@type='virt_functions']/address")]
+
+    assert listed(gap) == list(host.functions[gap].vfs[:1])
+    assert listed(dangling) == list(host.functions[dangling].vfs[:2])

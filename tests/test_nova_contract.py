@@ -194,6 +194,18 @@ def test_missing_virtfn_difference(nova: nova_oracle.Nova, tmp_path: Path) -> No
         assert mine[vf]["capabilities"]["sriov"]["vf_num"] == host.functions[vf].vf_num
 
 
+def test_unescaped_vpd_difference(nova: nova_oracle.Nova, tmp_path: Path) -> None:
+    """"unescaped-vpd": a card whose VPD part number is 'A&B' (libvirt writes it raw)."""
+    blob = fastvpd.build_vpd("Card", [("PN", "A&B"), ("SN", "AMP0001")])
+    host = testing.dpu_host(tmp_path / "sys", cards=1, pfs_per_card=1, vfs_per_pf=2,
+                            vpd_blob=blob)
+    theirs = nova_devices(nova, host)
+    assert isinstance(theirs, dict) and theirs["raises"] == "XMLSyntaxError"
+    mine = ours(host, vf_vpd=True, strict_vpd=True)
+    assert [d["address"] for d in mine] == host.addresses
+    assert all(d["capabilities"]["vpd"] == {"card_serial_number": "AMP0001"} for d in mine)
+
+
 def test_device_order_difference(nova: nova_oracle.Nova, tmp_path: Path) -> None:
     """"device-order": the same dicts; Nova's in libvirt's listing order, ours by address."""
     host = testing.dpu_host(tmp_path / "sys", cards=2, pfs_per_card=2, vfs_per_pf=3)

@@ -67,6 +67,9 @@ def test_wheel_and_sdist_build_from_a_git_checkout(tmp_path):
     for name in ("fastvpd/py.typed", "fastvpd/_vpd.pyi", "fastvpd/_sysfs.pyi", "fastvpd/testing.py"):
         assert name in names
     assert not any(n.endswith((".c", ".pyx")) for n in names)
+    # every module of the package is installed (fastvpd/meson.build lists them one by one)
+    modules = {f"fastvpd/{p.name}" for p in (clone / "fastvpd").glob("*.py")}
+    assert modules - {"fastvpd/_sysfs_build.py"} <= set(names)
     (sdist,) = out.glob("*.tar.gz")
     members = tarfile.open(sdist).getnames()
     top = members[0].split("/")[0]
