@@ -10,7 +10,6 @@ printable ASCII as ``\\xNN``): a tree may hold any bytes, and the output must pr
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import stat
@@ -21,18 +20,15 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 from . import __version__
-from ._walk import _strerror, shown
+from ._walk import shown
 from .errors import DeviceNotFound, DeviceSpecError, FastVpdError, SysfsError, VpdFormatError
-from .model import Inventory, PciDevice
+from .model import VPD_DENIED, Inventory, PciDevice
 from .vpd import MAX_VPD_SIZE, Vpd, escape_value, keyword_name, parse_vpd
 
 __all__ = ["main", "format_vpd", "format_inventory"]
 
 #: The line end of the PF summary in `fastvpd scan` (the demo has no --all).
 _ALL_HINT = "--all lists them"
-
-#: Starts of a device problem saying its vpd file could not be read for lack of privilege.
-_VPD_DENIED = tuple(f"vpd: unreadable: {_strerror(e)}" for e in (errno.EACCES, errno.EPERM))
 
 
 class _Failure(Exception):
@@ -201,7 +197,7 @@ def format_inventory(inv: Inventory, out: TextIO, *, list_all: bool = False,
         w(f"\nproblems ({len(problems)})\n")
         for where, p in problems:
             w(f"  {where}: {p}\n")
-    denied = sum(1 for _, p in problems if p.startswith(_VPD_DENIED))
+    denied = sum(1 for _, p in problems if p.startswith(VPD_DENIED))
     if denied:
         w(f"\nhint: reading VPD needs root: {_count(denied, 'VPD file')} could not be read "
           "(permission denied), so no card serial number came from them\n")
