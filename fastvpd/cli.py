@@ -1,4 +1,4 @@
-"""The ``fastvpd`` command: ``vpd``, ``scan``, ``profile``, ``devspec`` and ``demo``.
+"""The ``fastvpd`` command: ``vpd``, ``scan``, ``profile``, ``devspec``, ``doctor`` and ``demo``.
 
 Exit status: 0 ok, 1 runtime error (one line on stderr, no traceback), 2 usage error (with the
 usage of the command that was given), 130 interrupted (Ctrl-C, quietly).
@@ -10,7 +10,6 @@ printable ASCII as ``\\xNN``): a tree may hold any bytes, and the output must pr
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import stat
@@ -21,18 +20,15 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 from . import __version__
-from ._walk import _strerror, shown
+from ._walk import shown
 from .errors import DeviceNotFound, DeviceSpecError, FastVpdError, SysfsError, VpdFormatError
-from .model import Inventory, PciDevice
+from .model import VPD_DENIED, Inventory, PciDevice
 from .vpd import MAX_VPD_SIZE, Vpd, escape_value, keyword_name, parse_vpd
 
 __all__ = ["main", "format_vpd", "format_inventory"]
 
 #: The line end of the PF summary in `fastvpd scan` (the demo has no --all).
 _ALL_HINT = "--all lists them"
-
-#: Starts of a device problem saying its vpd file could not be read for lack of privilege.
-_VPD_DENIED = tuple(f"vpd: unreadable: {_strerror(e)}" for e in (errno.EACCES, errno.EPERM))
 
 
 class _Failure(Exception):
@@ -201,7 +197,7 @@ def format_inventory(inv: Inventory, out: TextIO, *, list_all: bool = False,
         w(f"\nproblems ({len(problems)})\n")
         for where, p in problems:
             w(f"  {where}: {p}\n")
-    denied = sum(1 for _, p in problems if p.startswith(_VPD_DENIED))
+    denied = sum(1 for _, p in problems if p.startswith(VPD_DENIED))
     if denied:
         w(f"\nhint: reading VPD needs root: {_count(denied, 'VPD file')} could not be read "
           "(permission denied), so no card serial number came from them\n")
@@ -394,6 +390,32 @@ def cmd_devspec(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- doctor ----------------------------------------------------------------------------------------
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Whether each VF can back a remote-managed port, and why not; exit 1 when one cannot."""
+    from .doctor import check, format_report
+    from .profile import device_specs_from_nova_conf
+
+    specs: list[str] | None = None
+    source = None
+    if args.config is not None:
+        try:
+            specs = device_specs_from_nova_conf(_read_config(args.config))
+        except DeviceSpecError as e:
+            raise _Failure(f"{args.config}: {e}") from None
+        source = f"{args.config} [pci] device_spec"
+    elif args.spec is not None:
+        specs, source = args.spec, "--spec"
+    report = check(_scan(args.sysfs), specs)
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        format_report(report, sys.stdout, source=source)
+    return report.exit_status
+
+
 # -- demo ------------------------------------------------------------------------------------------
 
 _CAPTURE = ("mkdir -p /tmp/ghw && tar xzf tests/data/sysfs/ghw-i350-sriov.tar.gz -C /tmp/ghw && "
@@ -547,6 +569,22 @@ Reading VPD needs root; without it, or with --no-vpd, no card has a serial numbe
 captured tree works: point --sysfs at the folder that holds bus/pci/devices."""
 
 
+_DOCTOR_EPILOG = """\
+Every reason has a stable code, named with the component that would fail (Nova, libvirt,
+Neutron's OVN driver, ovn-vif on the DPU); docs/doctor.md of the source tree lists them.
+
+exit status: 0 when every VF a device_spec entry tags remote_managed is ready (without
+--spec or --config: every VF), 1 when one is not, or none is, or an entry is invalid (and
+on a runtime error, with one line on stderr), 2 usage error.
+
+--json prints one object: {"sysfs", "ready", "exit_status", "counted_vfs", "ready_vfs",
+"specs": [{"index", "entry", "valid", "remote_managed", "nova_trait_value", "vfs",
+"reasons"}] or null, "reasons": [REASON], "notes": [REASON], "cards": [{"card", "serials",
+"name", "ready", "vfs", "ready_vfs", "pfs", "reasons"}], "devices": [DEVICE]}, where each
+DEVICE (a PF or a VF, in address order) has "address", "dev_type", "card", "ready" and
+"reasons", and each REASON is {"code", "component", "message", "subject"}."""
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="fastvpd", description=_DESCRIPTION, epilog=_EPILOG,
@@ -618,6 +656,23 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                    help="the sysfs root to scan (default /sys)")
     p.add_argument("--json", action="store_true", help="print the specs and devices as JSON")
     p.set_defaults(func=cmd_devspec)
+
+    p = commands["doctor"] = sub.add_parser(
+        "doctor", help="tell whether each VF can back a remote-managed port, and why not",
+        description="Check, per card, PF and VF, whether a VF can back a remote-managed (DPU)\n"
+                    "port, and name every reason it cannot in the words of the component that\n"
+                    "would fail. With --spec or --config, also what Nova makes of the\n"
+                    "[pci] device_spec entries.", epilog=_DOCTOR_EPILOG, formatter_class=raw)
+    p.add_argument("--sysfs", default="/sys", metavar="ROOT",
+                   help="the sysfs root to scan (default /sys)")
+    given = p.add_mutually_exclusive_group()
+    given.add_argument("--spec", action="append", metavar="JSON",
+                       help="one device_spec value, as in nova.conf (repeat for more)")
+    given.add_argument("--config", metavar="FILE",
+                       help="read every device_spec of the [pci] section of a nova.conf")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (the format "
+                                                       "is below)")
+    p.set_defaults(func=cmd_doctor)
 
     p = commands["demo"] = sub.add_parser(
         "demo", help="scan this host (or, without SR-IOV hardware, a synthetic one with two DPUs) "

@@ -8,6 +8,7 @@ one `DeviceFacts` per function to `Inventory.from_facts`, which lays them out th
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import threading
@@ -22,12 +23,18 @@ from .errors import DeviceNotFound, NetdevNotFound
 from .vpd import Vpd, parse_vpd
 
 __all__ = ["PciAddress", "PciDevice", "DeviceFacts", "Inventory", "TYPE_PCI", "TYPE_PF",
-           "TYPE_VF"]
+           "TYPE_VF", "VPD_DENIED", "VPD_NOT_USED"]
 
 TYPE_PCI = "type-PCI"
 TYPE_PF = "type-PF"
 TYPE_VF = "type-VF"
 _DEV_TYPES = (TYPE_PCI, TYPE_PF, TYPE_VF)
+
+#: How a device problem starts when its ``vpd`` file exists but reading it was refused for lack
+#: of privilege: reading VPD needs root (docs/sysfs.md). ``problem.startswith(VPD_DENIED)``.
+VPD_DENIED = tuple(f"vpd: unreadable: {_walk._strerror(e)}" for e in (errno.EACCES, errno.EPERM))
+#: How the problem starts that says ``strict_vpd`` dropped a blob, as libvirt (and so Nova) does.
+VPD_NOT_USED = "vpd: not used (strict_vpd)"
 
 # The domain as the kernel prints it (%04x of an int): 4 digits, more only above ffff (Intel VMD
 # puts functions at 10000:e1:00.0), never with a leading zero beyond 4 digits.
@@ -518,8 +525,8 @@ class Inventory(Mapping[str, PciDevice]):
                 where = f" ({_walk.shown(path)})"
             problems = problems + tuple(f"vpd: {p}{where}" for p in parsed.problems)
             if vpd is None:
-                problems += (f"vpd: not used (strict_vpd): the blob breaks the format, and libvirt"
-                             f" (so Nova) ignores such a blob whole{where}",)
+                problems += (f"{VPD_NOT_USED}: the blob breaks the format, and libvirt (so Nova) "
+                             f"ignores such a blob whole{where}",)
         numa, klass, vf_num = c.numa_node[i], c.class_code[i], c.vf_num[i]
         total_vfs, num_vfs = c.total_vfs[i], c.num_vfs[i]
         return PciDevice(

@@ -119,6 +119,20 @@ def cli(*args: str, stdin: bytes | int | None = None, module: bool = False,
                                        proc.stderr.decode())
 
 
+def without_dac_override() -> list[str]:
+    """A command prefix that runs like a user who is not root: root keeps its uid (the editable
+    install may rebuild in the root-owned build directory) but loses the capabilities that let it
+    read any file."""
+    import pytest
+
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is needed to drop root's CAP_DAC_OVERRIDE")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
 def wait_until_reading_stdin(pid: int, timeout: float = CLI_TIMEOUT) -> None:
     """Wait until process ``pid`` handles SIGINT and sleeps reading its stdin, a pipe (Linux /proc:
     ``wchan`` names a pipe read, ``syscall`` has file descriptor 0 as its first argument).

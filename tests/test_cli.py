@@ -193,7 +193,8 @@ def test_version() -> None:
     assert fastvpd.__version__ == importlib.metadata.version("fastvpd")
 
 
-@pytest.mark.parametrize("command", [[], ["vpd"], ["scan"], ["profile"], ["devspec"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["vpd"], ["scan"], ["profile"], ["devspec"], ["doctor"],
+                                     ["demo"]])
 def test_help_is_plain_text(command: list[str]) -> None:
     proc = cli(*command, "--help")
     assert proc.returncode == 0 and proc.stderr == ""
@@ -202,15 +203,15 @@ def test_help_is_plain_text(command: list[str]) -> None:
     assert all(len(line) <= 100 for line in proc.stdout.splitlines())  # wrapped for a terminal
     assert not re.search(r":(func|class|meth|mod|ref):|`[^`]+`_", proc.stdout)
     if not command:
-        assert all(name in proc.stdout for name in ("vpd", "scan", "profile", "devspec", "demo",
-                                                    "--version"))
+        assert all(name in proc.stdout for name in ("vpd", "scan", "profile", "devspec", "doctor",
+                                                    "demo", "--version"))
         assert "exit status: 0 ok, 1 runtime error" in proc.stdout
 
 
 def test_every_argument_has_help_text() -> None:
     parser, commands = cli_module._parser()
     parsers = {"fastvpd": parser, **commands}
-    assert set(commands) == {"vpd", "scan", "profile", "devspec", "demo"}
+    assert set(commands) == {"vpd", "scan", "profile", "devspec", "doctor", "demo"}
     for name, p in parsers.items():
         for action in p._actions:
             if isinstance(action, argparse._SubParsersAction):

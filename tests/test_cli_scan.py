@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from fastvpd import cli as cli_module
 from fastvpd import testing
 from fastvpd.scanner import scan
 from fastvpd.testing import NicSpec, OtherSpec
-from tests.support import cli, run_in_checkout, scratch_dir
+from tests.support import cli, run_in_checkout, scratch_dir, without_dac_override
 
 SERIALS = ("MT2113X00000", "MT2113X00001")
 CAPTURE = Path(__file__).parent / "data" / "sysfs" / "ghw-i350-sriov.tar.gz"
@@ -216,24 +215,12 @@ def test_no_vpd_says_vpd_was_not_read(host: testing.BuiltHost) -> None:
     assert data["read_vpd"] is False and all(d["vpd"] is None for d in data["devices"])
 
 
-def _without_dac_override() -> list[str]:
-    """A command prefix that runs like a user who is not root: root keeps its uid (the editable
-    install may rebuild in the root-owned build directory) but loses the capabilities that let it
-    read any file."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("setpriv (util-linux) is needed to drop root's CAP_DAC_OVERRIDE")
-    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
-
-
 def test_unreadable_vpd_gives_one_hint_that_it_needs_root(host: testing.BuiltHost) -> None:
     with scratch_dir("cli-noroot") as d:
         h = testing.dpu_host(os.path.join(d, "sys"), cards=2, pfs_per_card=2, vfs_per_pf=2)
         for pf in h.pfs:
             testing.unreadable_attribute(h, pf, "vpd")  # the kernel's vpd is 0600 root
-        proc = cli("scan", "--sysfs", h.root, prefix=_without_dac_override())
+        proc = cli("scan", "--sysfs", h.root, prefix=without_dac_override())
         assert proc.returncode == 0, proc.stderr
         out = proc.stdout
         assert "SR-IOV PFs without a card serial number" in out and "0 cards" in out
