@@ -18,7 +18,7 @@ from .errors import (
 )
 from .model import DeviceFacts, Inventory, PciAddress, PciDevice
 from .profile import binding_profile
-from .scanner import scan
+from .scanner import ScanResult, Scanner, scan
 from .vpd import Vpd, build_vpd, parse_vpd
 
 __version__ = "0.1.0"
@@ -34,6 +34,8 @@ __all__ = [
     "PciAddress",
     "PciDevice",
     "ProfileError",
+    "ScanResult",
+    "Scanner",
     "SysfsError",
     "Vpd",
     "VpdFormatError",

@@ -71,6 +71,8 @@ typedef struct walker {
     size_t vfn_len, vfn_cap;
     int32_t *vfidx;     /* device index of each computed VF of the PF being read */
     size_t vfidx_cap;
+    uint64_t dent_ino;  /* d_ino of the entry list_dir hands its callback */
+    sbuf snap;          /* the class/net listing, "<inode> <name>\n" per entry (net_index) */
     int class_net;      /* class/net was listed: netcount is the netdev index (net_index) */
     uint8_t *netcount;  /* per device: netdevs class/net names for it (saturating at 255) */
 } walker;
@@ -562,6 +564,7 @@ static int list_dir(walker *w, int fd, dent_cb cb, void *ctx)
                 return EIO; /* no terminating NUL inside the record */
             if (len > 0 && !(len == 1 && name[0] == '.') &&
                 !(len == 2 && name[0] == '.' && name[1] == '.')) {
+                memcpy(&w->dent_ino, w->dents + pos, sizeof w->dent_ino);
                 int rc = cb(w, ctx, name, len, type);
                 if (rc)
                     return rc;
@@ -576,7 +579,11 @@ static int list_dir(walker *w, int fd, dent_cb cb, void *ctx)
 /* ---- the bus/pci/devices listing -------------------------------------------------------------- */
 
 typedef struct {
-    uint64_t *keys;
+    uint64_t key, ino;
+} keyino;
+
+typedef struct {
+    keyino *keys;
     size_t n, cap;
 } keylist;
 
@@ -589,18 +596,55 @@ static int listing_cb(walker *w, void *ctx, const char *name, size_t len, unsign
         problem(w, -1, FV_A_NAME, FV_P_BAD_NAME, 0, 0, name, len, NULL, 0, 0);
         return w->oom ? ENOMEM : 0;
     }
-    uint64_t *keys = grow(w, kl->keys, &kl->cap, kl->n + 1, sizeof *keys);
+    keyino *keys = grow(w, kl->keys, &kl->cap, kl->n + 1, sizeof *keys);
     if (!keys)
         return ENOMEM;
     kl->keys = keys;
-    kl->keys[kl->n++] = (uint64_t)key;
+    kl->keys[kl->n].key = (uint64_t)key;
+    kl->keys[kl->n++].ino = w->dent_ino;
     return 0;
 }
 
 static int cmp_key(const void *a, const void *b)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    uint64_t x = ((const keyino *)a)->key, y = ((const keyino *)b)->key;
     return (x > y) - (x < y);
+}
+
+/* List bus/pci/devices into w->keys (sorted, w->n of them) and r->inodes (each entry's d_ino).
+ * 0, or -1 with r->error (or w->oom) set. */
+static int list_bus(walker *w)
+{
+    fv_result *r = w->r;
+    keylist kl = {NULL, 0, 0};
+    int rc = list_dir(w, w->devfd, listing_cb, &kl);
+    if (rc || w->oom || kl.n > (size_t)INT32_MAX / sizeof(fv_device)) {
+        free(kl.keys);
+        if (rc && rc != ENOMEM) {
+            r->error = FV_E_LISTING;
+            r->error_errno = rc;
+        } else if (!w->oom) {
+            w->oom = 2;
+        }
+        return -1;
+    }
+    if (kl.n)
+        qsort(kl.keys, kl.n, sizeof(keyino), cmp_key);
+    w->keys = malloc((kl.n ? kl.n : 1) * sizeof *w->keys);
+    r->inodes = malloc((kl.n ? kl.n : 1) * sizeof *r->inodes);
+    if (!w->keys || !r->inodes) {
+        free(kl.keys);
+        w->oom = 1;
+        return -1;
+    }
+    for (size_t i = 0; i < kl.n; i++) {
+        w->keys[i] = kl.keys[i].key;
+        r->inodes[i] = kl.keys[i].ino;
+    }
+    free(kl.keys);
+    w->n = (int32_t)kl.n;
+    r->n_listed = w->n;
+    return 0;
 }
 
 /* ---- one device directory -------------------------------------------------------------------- */
@@ -1071,12 +1115,34 @@ static int check_vfs(walker *w, int pfd, const dirscan *ds, const fv_device *p, 
  * (virtual netdevs such as lo link into devices/virtual and name no PCI address). Hosts whose VFs
  * have no netdevs (vfio-pci, the DPU case) pay nothing per VF. */
 
+/* One class/net entry into the snapshot w->snap ("<inode> <name>\n"). */
+static int snap_cb(walker *w, void *ctx, const char *name, size_t len, unsigned char type)
+{
+    (void)ctx;
+    (void)type;
+    char ino[24];
+    int n = snprintf(ino, sizeof ino, "%llu ", (unsigned long long)w->dent_ino);
+    if (sb_put(w, &w->snap, ino, (size_t)n) < 0 || sb_put(w, &w->snap, name, len) < 0 ||
+        sb_put(w, &w->snap, "\n", 1) < 0)
+        return ENOMEM;
+    return 0;
+}
+
+/* The snapshot into the result (class_net_off/len), once class/net was listed whole. */
+static void keep_snapshot(walker *w)
+{
+    w->r->class_net_off = sb_put(w, &w->str, w->snap.p, w->snap.len);
+    w->r->class_net_len = w->r->class_net_off < 0 ? -1 : (int32_t)w->snap.len;
+}
+
 static int net_index_cb(walker *w, void *ctx, const char *name, size_t len, unsigned char type)
 {
     (void)type;
     int netfd = *(int *)ctx;
     char t[LINK_CAP];
     static const char prefix[] = "../../devices/";
+    if (snap_cb(w, NULL, name, len, type))
+        return ENOMEM;
     ssize_t n = c_readlinkat(w->c, netfd, name, t, sizeof t);
     if (n < 0 || (size_t)n >= sizeof t)
         return 0; /* gone meanwhile, not a link, or absurdly long: names no function */
@@ -1118,12 +1184,14 @@ static void net_index(walker *w)
     int rc = list_dir(w, fd, net_index_cb, &fd);
     fd_done(w, fd);
     fd_flush(w);
-    if (rc == ENOMEM)
+    if (rc == ENOMEM) {
         w->oom = 1;
-    else if (rc == 0)
+    } else if (rc == 0) {
         w->class_net = 1;
-    else
+        keep_snapshot(w);
+    } else {
         memset(w->netcount, 0, (size_t)w->n); /* a half-read index is no index */
+    }
 }
 
 static int count_cb(walker *w, void *ctx, const char *name, size_t len, unsigned char type)
@@ -1334,6 +1402,8 @@ static void read_device(walker *w, int32_t i)
         d->netdev_len = d->netdev_off < 0 ? -1 : 0;
     }
     int want_vpd = (w->flags & (d->kind == FV_KIND_VF ? FV_VF_VPD : FV_READ_VPD)) != 0;
+    if (ds.present[FV_A_VPD])
+        d->flags |= FV_F_HAS_VPD;
     if (want_vpd && ds.present[FV_A_VPD]) {
         if (regular_or_unknown(ds.type[FV_A_VPD]))
             read_vpd(w, i, dfd, "vpd", ds.type[FV_A_VPD]);
@@ -1401,6 +1471,8 @@ static int start(walker *w, const char *root)
     if (!w->r)
         return -1;
     w->c = &w->r->counters;
+    w->r->n_listed = -1;
+    w->r->class_net_off = w->r->class_net_len = -1;
     w->dents = malloc(DENTS_BUF);
     if (!w->dents) {
         w->r->error = FV_E_NOMEM;
@@ -1448,6 +1520,7 @@ static fv_result *finish(walker *w)
     free(w->vfidx);
     free(w->netcount);
     free(w->tmp.p);
+    free(w->snap.p);
     if (!r) {
         free(w->str.p);
         return NULL;
@@ -1459,9 +1532,16 @@ static fv_result *finish(walker *w)
         free(r->devices);
         free(r->problems);
         free(r->addresses);
+        free(r->inodes);
+        free(r->probes);
         r->devices = NULL;
         r->problems = NULL;
         r->addresses = NULL;
+        r->inodes = NULL;
+        r->probes = NULL;
+        r->n_listed = -1;
+        r->n_probes = 0;
+        r->class_net_off = r->class_net_len = -1;
         r->addresses_len = 0;
         r->n_devices = r->n_problems = 0;
         r->strings = NULL;
@@ -1532,23 +1612,7 @@ fv_result *fv_walk(const char *root, int flags)
         w.oom = 1;
         return finish(&w);
     }
-    keylist kl = {NULL, 0, 0};
-    int rc = list_dir(&w, w.devfd, listing_cb, &kl);
-    if (rc || w.oom || kl.n > (size_t)INT32_MAX / sizeof(fv_device)) {
-        free(kl.keys);
-        if (rc && rc != ENOMEM) {
-            r->error = FV_E_LISTING;
-            r->error_errno = rc;
-        } else if (!w.oom) {
-            w.oom = 2;
-        }
-        return finish(&w);
-    }
-    if (kl.n)
-        qsort(kl.keys, kl.n, sizeof(uint64_t), cmp_key);
-    w.keys = kl.keys;
-    w.n = (int32_t)kl.n;
-    if (alloc_devices(&w) || name_devices(&w))
+    if (list_bus(&w) || alloc_devices(&w) || name_devices(&w))
         return finish(&w);
     net_index(&w);
 
@@ -1644,6 +1708,98 @@ fv_result *fv_details(const char *root, const char *addresses, size_t len)
     return finish(&w);
 }
 
+/* The basename of the target of link `name` of dir `dfd` into strings (*off/*len, -1 when the
+ * link is not there). Returns 1 when there is such an entry (a link or not), 0 when there is none. */
+static int probe_link(walker *w, int dfd, const char *name, int32_t *off, int32_t *len)
+{
+    char t[LINK_CAP];
+    *off = *len = -1;
+    ssize_t n = c_readlinkat(w->c, dfd, name, t, sizeof t);
+    if (n < 0)
+        return errno != ENOENT;
+    if ((size_t)n >= sizeof t)
+        return 1;
+    size_t b = (size_t)n;
+    while (b > 0 && t[b - 1] != '/')
+        b--;
+    *off = sb_put(w, &w->str, t + b, (size_t)n - b);
+    *len = *off < 0 ? -1 : (int32_t)((size_t)n - b);
+    return 1;
+}
+
+fv_result *fv_probe(const char *root, int flags, const char *pfs, size_t len,
+                    const int32_t *counts, size_t n_pfs)
+{
+    walker w;
+    if (start(&w, root))
+        return finish(&w);
+    fv_result *r = w.r;
+    if (n_pfs > (size_t)INT32_MAX / sizeof(fv_device) || len > (size_t)INT32_MAX) {
+        w.oom = 2;
+        return finish(&w);
+    }
+    if (flags & FV_PROBE_LISTING) {
+        if (list_bus(&w) || name_devices(&w))
+            return finish(&w);
+        free(w.keys); /* the names are kept in r->addresses */
+        w.keys = NULL;
+        int fd = w_openat(&w, w.rootfd, "class/net", OPEN_DIR);
+        if (fd >= 0) {
+            int rc = list_dir(&w, fd, snap_cb, NULL);
+            fd_done(&w, fd);
+            fd_flush(&w);
+            if (rc == ENOMEM)
+                w.oom = 1;
+            else if (rc == 0)
+                keep_snapshot(&w);
+        }
+    }
+    w.n = (int32_t)n_pfs;
+    w.keys = calloc(n_pfs ? n_pfs : 1, sizeof(uint64_t));
+    r->probes = calloc(n_pfs ? n_pfs : 1, sizeof(fv_pf_probe));
+    if (!w.keys || !r->probes || alloc_devices(&w)) {
+        w.oom = 1;
+        return finish(&w);
+    }
+    r->n_probes = (int32_t)n_pfs;
+    size_t pos = 0;
+    for (size_t i = 0; i < n_pfs && !w.oom; i++) {
+        fv_pf_probe *p = &r->probes[i];
+        const char *name;
+        size_t nl = next_name(pfs, len, &pos, &name);
+        char dir[ADDR_MAX + 1];
+        int64_t key = parse_addr(name, nl);
+        p->first_off = p->first_len = p->last_off = p->last_len = -1;
+        if (key < 0) {
+            p->gone = 1;
+            continue;
+        }
+        fmt_addr((uint64_t)key, dir);
+        int dfd = w_openat(&w, w.devfd, dir, OPEN_DIR);
+        if (dfd < 0) {
+            p->gone = 1;
+            continue;
+        }
+        int32_t count = counts[i] < 0 ? 0 : counts[i];
+        char link[32];
+        if (count > 0) {
+            probe_link(&w, dfd, "virtfn0", &p->first_off, &p->first_len);
+            snprintf(link, sizeof link, "virtfn%d", (int)(count - 1));
+            if (count > 1)
+                probe_link(&w, dfd, link, &p->last_off, &p->last_len);
+        }
+        int32_t off, olen;
+        snprintf(link, sizeof link, "virtfn%d", (int)count);
+        p->past_end = probe_link(&w, dfd, link, &off, &olen);
+        r->devices[i].flags |= FV_F_DETAILS;
+        read_driver(&w, (int32_t)i, dfd, "driver");
+        read_net(&w, (int32_t)i, dfd, "net");
+        fd_done(&w, dfd);
+        fd_flush(&w);
+    }
+    return finish(&w);
+}
+
 void fv_free(fv_result *r)
 {
     if (!r)
@@ -1652,5 +1808,7 @@ void fv_free(fv_result *r)
     free(r->problems);
     free(r->addresses);
     free(r->strings);
+    free(r->inodes);
+    free(r->probes);
     free(r);
 }

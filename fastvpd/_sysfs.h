@@ -45,6 +45,7 @@
 #define FV_F_DETAILS 0x8  /* driver and netdevs were read (driver_len -1 then means unbound) */
 #define FV_F_BROKEN 0x10  /* the entry could not be opened or listed (see problems) */
 #define FV_F_LINKED 0x20  /* VF found by reading its PF's virtfn link (fallback path) */
+#define FV_F_HAS_VPD 0x80 /* the function's directory listing shows a vpd file (read or not) */
 #define FV_F_NETDEV 0x40  /* the function owns at least one netdev: from its own net/ listing, or
                              for a VF the fast path inferred from class/net (see net_index) */
 
@@ -153,6 +154,14 @@ typedef struct fv_problem {
     int32_t detail_off, detail_len; /* detail bytes in strings, -1 = none */
 } fv_problem;
 
+/* What fv_probe() found of one PF (offsets into strings; -1: no such link). */
+typedef struct fv_pf_probe {
+    int32_t gone;                   /* the PF's directory could not be opened */
+    int32_t first_off, first_len;   /* basename of the target of virtfn0 */
+    int32_t last_off, last_len;     /* basename of the target of virtfn<count-1> */
+    int32_t past_end;               /* virtfn<count> exists */
+} fv_pf_probe;
+
 typedef struct fv_result {
     int32_t error;       /* FV_E_* */
     int32_t error_errno;
@@ -165,6 +174,16 @@ typedef struct fv_result {
     unsigned char *strings;
     int64_t strings_len;
     fv_counters counters;
+    /* The bus/pci/devices listing as it was read: n_listed names in `addresses` (fv_walk: the
+     * devices; fv_probe: only with FV_PROBE_LISTING, else -1) and the inode number of each
+     * entry, which the kernel renews when it re-creates the device. */
+    int32_t n_listed;
+    uint64_t *inodes;
+    /* class/net as listed, "<inode> <name>\n" per entry in listing order (in strings); -1: not
+     * listed or no class/net. */
+    int32_t class_net_off, class_net_len;
+    fv_pf_probe *probes; /* fv_probe: one per PF asked about (devices[i] has its driver, net) */
+    int32_t n_probes;
 } fv_result;
 
 /* Walk <root>/bus/pci/devices. Returns NULL only when the result itself cannot be allocated. */
@@ -175,6 +194,17 @@ fv_result *fv_walk(const char *root, int flags);
  * (FV_F_DETAILS, or FV_F_GONE / FV_F_BROKEN) and the driver/netdev fields set; the result's
  * addresses are the names given. */
 fv_result *fv_details(const char *root, const char *addresses, size_t len);
+
+/* fv_probe() flags */
+#define FV_PROBE_LISTING 0x1 /* list bus/pci/devices (with inode numbers) and class/net too */
+
+/* The cheap re-check of a periodic refresh: for each PF named in `pfs` (`len` bytes, a newline
+ * between two names; counts[i] is the VF count the last walk saw), readlinkat of virtfn0, of
+ * virtfn<count-1> and of virtfn<count> (which must not exist), its driver link and its netdevs
+ * with their MACs (devices[i], as fv_details gives them); with FV_PROBE_LISTING the listings of
+ * bus/pci/devices and class/net as well. Nothing else is opened. */
+fv_result *fv_probe(const char *root, int flags, const char *pfs, size_t len,
+                    const int32_t *counts, size_t n_pfs);
 
 void fv_free(fv_result *result);
 

@@ -32,6 +32,8 @@ typedef int... ssize_t;
 #define FV_F_DETAILS ...
 #define FV_F_BROKEN ...
 #define FV_F_LINKED ...
+#define FV_F_HAS_VPD ...
+#define FV_PROBE_LISTING ...
 #define FV_F_NETDEV ...
 #define FV_E_OK ...
 #define FV_E_ROOT ...
@@ -122,6 +124,13 @@ typedef struct fv_problem {
     int32_t detail_off, detail_len;
 } fv_problem;
 
+typedef struct fv_pf_probe {
+    int32_t gone;
+    int32_t first_off, first_len;
+    int32_t last_off, last_len;
+    int32_t past_end;
+} fv_pf_probe;
+
 typedef struct fv_result {
     int32_t error;
     int32_t error_errno;
@@ -134,10 +143,17 @@ typedef struct fv_result {
     unsigned char *strings;
     int64_t strings_len;
     fv_counters counters;
+    int32_t n_listed;
+    uint64_t *inodes;
+    int32_t class_net_off, class_net_len;
+    fv_pf_probe *probes;
+    int32_t n_probes;
 } fv_result;
 
 fv_result *fv_walk(const char *root, int flags);
 fv_result *fv_details(const char *root, const char *addresses, size_t len);
+fv_result *fv_probe(const char *root, int flags, const char *pfs, size_t len,
+                    const int32_t *counts, size_t n_pfs);
 void fv_free(fv_result *result);
 ssize_t fv_read_file_at(int dirfd, const char *name, unsigned char *buf, size_t cap, int *err);
 """

@@ -60,7 +60,7 @@ from ._sysfs import ffi, lib
 from .errors import SysfsError
 
 __all__ = ["DEVICE_FIELDS", "Columns", "Walk", "walk", "details", "root_path", "to_rows",
-           "from_rows", "shown"]
+           "from_rows", "shown", "Probe", "PfProbe", "probe", "same", "agrees", "read_problem"]
 
 DEVICE_FIELDS = (
     "address", "vendor", "device", "class_code", "numa_node", "kind", "parent", "vf_num",
@@ -76,6 +76,8 @@ F_DETAILS = lib.FV_F_DETAILS
 F_BROKEN = lib.FV_F_BROKEN
 F_LINKED = lib.FV_F_LINKED
 F_NETDEV = lib.FV_F_NETDEV
+F_HAS_VPD = lib.FV_F_HAS_VPD
+VPD_CAP = lib.FV_VPD_CAP
 _NO_FACTS = F_GONE | F_BROKEN
 
 COUNTER_NAMES = ("openat", "getdents64", "readlinkat", "read", "fstat", "close", "close_range")
@@ -150,6 +152,10 @@ class Walk(NamedTuple):
     factless: list[int]
     problems: list[tuple[int, str, str, str]]
     counters: dict[str, int]
+    #: inode number of each device's bus/pci/devices entry (renewed when the kernel re-creates it)
+    inodes: list[int] = []
+    #: class/net as listed ("<inode> <name>\n" per entry), None without class/net
+    class_net: bytes | None = None
 
     @property
     def devices(self) -> list[tuple[Any, ...]]:
@@ -373,7 +379,8 @@ def walk(root: Root, *, read_vpd: bool = True, vf_vpd: bool = False) -> Walk:
                     if any(f & _NO_FACTS for f in set(flags)) else [])
         base = os.path.join(root_s, "bus", "pci", "devices")
         problems = _decode_problems(res, strings, base, addresses)
-        return Walk(addresses, columns, extras, factless, problems, _counters(res))
+        return Walk(addresses, columns, extras, factless, problems, _counters(res),
+                    _inodes(res), _class_net(res, strings))
     finally:
         if res != ffi.NULL:
             lib.fv_free(res)
@@ -418,3 +425,117 @@ def details(root: Root, addresses: Iterable[str], *,
     finally:
         if res != ffi.NULL:
             lib.fv_free(res)
+
+
+def _inodes(res: Any) -> list[int]:
+    n = res.n_listed
+    return memoryview(ffi.buffer(res.inodes, 8 * n)[:]).cast("Q").tolist() if n > 0 else []
+
+
+def _class_net(res: Any, strings: bytes) -> bytes | None:
+    off = res.class_net_off
+    return strings[off:off + res.class_net_len] if off >= 0 else None
+
+
+def read_problem(kind: str, value: int) -> str:
+    """The message the walker gives a file it could not read, for a read made elsewhere (the
+    Scanner's VPD reads): ``unreadable`` (an errno), ``not_regular`` (a d_type) or ``too_long``
+    (the cap)."""
+    if kind == "unreadable":
+        return _message(0, lib.FV_P_UNREADABLE, value, 0, None)
+    if kind == "not_regular":
+        return _message(0, lib.FV_P_NOT_REGULAR, 0, value, None)
+    if kind == "too_long":
+        return _message(0, lib.FV_P_TOO_LONG, 0, value, None)
+    raise ValueError(f"no such read problem: {kind!r}")
+
+
+class PfProbe(NamedTuple):
+    """What `probe` found of one PF: the basenames of the targets of ``virtfn0`` and of the last
+    ``virtfn`` (None: no such link), whether the one past the last exists, the driver and the
+    netdevs with their MACs. ``gone``: the PF's directory could not be opened."""
+
+    gone: bool
+    first: str | None
+    last: str | None
+    past_end: bool
+    driver: str | None
+    netdevs: Netdevs
+
+
+class Probe(NamedTuple):
+    """One `probe`: a `PfProbe` per PF asked about and, when listed, the ``bus/pci/devices``
+    listing (names and inode numbers, sorted by address) and the ``class/net`` snapshot."""
+
+    pfs: tuple[PfProbe, ...]
+    listing: tuple[tuple[str, ...], tuple[int, ...]] | None
+    class_net: bytes | None
+
+
+def probe(root: Root, pfs: list[tuple[str, int]], *, listing: bool) -> Probe:
+    """The cheap re-check of a periodic refresh, in one C call without the GIL: for each
+    ``(PF address, VF count)`` its ``virtfn0``, last and one-past-the-last ``virtfn`` links, its
+    driver and netdevs; with ``listing`` the ``bus/pci/devices`` and ``class/net`` listings."""
+    root_s = root_path(root)
+    names = "\n".join(a for a, _ in pfs).encode("ascii")
+    counts = ffi.new("int32_t[]", [n for _, n in pfs] or [0])
+    res = lib.fv_probe(os.fsencode(root_s), lib.FV_PROBE_LISTING if listing else 0, names,
+                       len(names), counts, len(pfs))
+    try:
+        _check(res, root_s)
+        strings = ffi.buffer(res.strings, res.strings_len)[:] if res.strings_len else b""
+
+        def text(off: int, length: int) -> str | None:
+            return _text(strings[off:off + length]) if off >= 0 else None
+
+        out = []
+        for i in range(res.n_probes):
+            p, d = res.probes[i], res.devices[i]
+            driver, netdevs, _ = _extra(strings, d.driver_off, d.driver_len, d.netdev_off,
+                                        d.netdev_len, -1, -1)
+            out.append(PfProbe(bool(p.gone), text(p.first_off, p.first_len),
+                               text(p.last_off, p.last_len), bool(p.past_end), driver, netdevs))
+        listed = None
+        if res.n_listed >= 0:
+            text_all = ffi.buffer(res.addresses, res.addresses_len)[:].decode("ascii")
+            listed = (tuple(text_all.split("\n")) if res.n_listed else (),
+                      tuple(_inodes(res)))
+        return Probe(tuple(out), listed, _class_net(res, strings))
+    finally:
+        if res != ffi.NULL:
+            lib.fv_free(res)
+
+
+def same(now: Probe, baseline: Probe) -> bool:
+    """Whether a probe finds what the baseline found (the listings only where ``now`` has them)."""
+    if now.pfs != baseline.pfs:
+        return False
+    if now.listing is not None and now.listing != baseline.listing:
+        return False
+    return now.class_net is None or now.class_net == baseline.class_net
+
+
+def agrees(w: Walk, p: Probe) -> bool:
+    """Whether a probe taken after a walk finds what the walk saw: else the tree changed while
+    it was walked."""
+    if p.listing is not None and p.listing != (tuple(w.addresses), tuple(w.inodes)):
+        return False
+    if p.listing is not None and p.class_net != w.class_net:
+        return False
+    c = w.columns
+    vfs: dict[int, dict[int, str]] = {}
+    for i, (kind, parent, n) in enumerate(zip(c.kind, c.parent, c.vf_num)):
+        if kind == KIND_VF and parent >= 0 and n >= 0:
+            vfs.setdefault(parent, {})[n] = w.addresses[i]
+    pf_rows = [i for i, k in enumerate(c.kind) if k == KIND_PF]
+    if len(pf_rows) != len(p.pfs):
+        return False
+    for i, got in zip(pf_rows, p.pfs):
+        n = c.num_vfs[i] if c.num_vfs[i] > 0 else 0
+        mine = vfs.get(i, {})
+        driver, netdevs, _ = w.extras.get(i, NO_EXTRA)
+        want = PfProbe(False, mine.get(0) if n else None, mine.get(n - 1) if n > 1 else None,
+                       False, driver, netdevs)
+        if got != want:
+            return False
+    return True

@@ -252,11 +252,13 @@ class Inventory(Mapping[str, PciDevice]):
         self._extras = dict(extras)
         self._index_cache: dict[str, int] | None = None
         self._device_problems = dict(device_problems)
+        self._scan_problems = dict(device_problems)  # without what loading VF details adds
         self.problems = host_problems
         self.counters = MappingProxyType(dict(counters or {}))
         self.sysfs = sysfs
         self._details_loader = details_loader
         self._details_lock = threading.Lock()
+        self._facts_cache: dict[str, tuple[Any, ...]] | None = None
         self._devices: dict[int, PciDevice] = {}
         self._vpds: dict[int, Vpd | None] = {}
         self._cards: Mapping[str, tuple[PciDevice, ...]] | None = None
@@ -468,6 +470,50 @@ class Inventory(Mapping[str, PciDevice]):
         with_ifname = _nova_dict(*args, ifname, None, None, None, None)
         return plain, with_ifname, vendor, device, numa, pf_mac, self._serial(p)
 
+    def diff(self, previous: Inventory) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """``(added, removed, changed)`` addresses since ``previous``, each in address order.
+
+        Changed means a difference in what the scans read of the device, its problems included,
+        or in what a VF takes from its PF (serial, PF MAC): the `PciDevice` fields. The driver
+        and netdevs of a VF the fast path inferred are not read by a scan, so they count only
+        through what the scan does know of them (whether the VF owns a netdev). Reads nothing.
+        """
+        mine, theirs = self._facts(), previous._facts()
+        if mine == theirs:
+            return (), (), ()
+        added = tuple(a for a in mine if a not in theirs)
+        removed = tuple(a for a in theirs if a not in mine)
+        changed = tuple(a for a, f in mine.items() if a in theirs and theirs[a] != f)
+        return added, removed, changed
+
+    def _facts(self) -> dict[str, tuple[Any, ...]]:
+        """Address -> everything the `PciDevice` of the row is made of (see `diff`)."""
+        facts = self._facts_cache
+        if facts is not None:
+            return facts
+        # what the scan itself read: not the VF details loaded since (nor their problems)
+        c, extras, problems = self._cols, self._extras, self._scan_problems
+        own_serial = {i: self._serial(i) for i, e in extras.items() if e[2] is not None}
+        parents = [self._addresses[p] if p >= 0 else None for p in c.parent]
+        facts = {}
+        for i, (address, ints, parent, p) in enumerate(zip(
+                self._addresses, zip(c.vendor, c.device, c.class_code, c.numa_node, c.kind,
+                                     c.vf_num, c.total_vfs, c.num_vfs, c.vf_device), parents,
+                c.parent)):
+            extra = extras.get(i, _walk.NO_EXTRA)
+            if c.flags[i] & FLAG_INFERRED:
+                extra = (None, (), extra[2])
+            serial = own_serial.get(i)
+            pf_extra = _walk.NO_EXTRA
+            if p >= 0:
+                pf_extra = extras.get(p, _walk.NO_EXTRA)
+                if not serial:
+                    serial = own_serial.get(p)
+            facts[address] = (ints, parent, c.flags[i] & _STABLE_FLAGS, extra,
+                              problems.get(i, ()), serial, pf_extra[1][:1])
+        self._facts_cache = facts
+        return facts
+
     # -- building ---------------------------------------------------------------------------------
     def _parsed_vpd(self, i: int) -> Vpd | None:
         """The device's own VPD blob, parsed tolerantly (None: no blob)."""
@@ -641,3 +687,5 @@ def problem_text(attribute: str, message: str, path: str) -> str:
 
 FLAG_INFERRED = _walk.F_INFERRED
 FLAG_NETDEV = _walk.F_NETDEV
+# Flags that say something about the device (not how the walk found it)
+_STABLE_FLAGS = _walk.F_NETDEV | _walk.F_GONE | _walk.F_BROKEN

@@ -80,6 +80,11 @@ __all__ = [
     "virtfn_to_foreign_vf",
     "duplicate_virtfn",
     "virtfn_outside_tree",
+    # a host that changes
+    "set_vf_count",
+    "unplug",
+    "set_mac",
+    "replace_card",
     # libvirt node devices
     "node_device_xml",
     "write_node_device_xml",
@@ -954,3 +959,124 @@ def virtfn_outside_tree(host: BuiltHost | str | os.PathLike[str], pf_address: st
                 shutil.copyfile(entry.path, f"{fake}/{entry.name}")
     os.symlink(_function_dir(host, pf_address), f"{fake}/physfn")
     return _repoint_virtfn(host, pf_address, vf_num, fake, "virtfn_outside_tree")
+# -- a host that changes (what a periodic Scanner must follow) ------------------------------------
+# Unlike the hostile mutators these keep the tree sound and `BuiltHost.functions` (and so
+# `BuiltHost.expected`) up to date, as the kernel keeps sysfs.
+
+def _drop_function(host: BuiltHost, address: str) -> None:
+    """Remove a function as the kernel does: its netdevs' class/net links, its bus link, its
+    directory (and, for a VF, its PF's virtfn link)."""
+    f = host.functions.pop(address)
+    for ifname in f.netdevs:
+        _remove(f"{host.root}/class/net/{ifname}")
+    _remove(f"{host.root}/bus/pci/devices/{address}")
+    if f.parent_addr is not None and f.vf_num is not None:
+        _remove(f"{host.functions[f.parent_addr].path}/virtfn{f.vf_num}")
+    _remove(f.path)
+
+
+def set_vf_count(host: BuiltHost, pf_address: str, count: int) -> Breakage:
+    """Enable ``count`` VFs on a PF, as writing ``sriov_numvfs`` does: VFs above the count go
+    away (highest number first), missing ones come with their directories, bus links, netdevs
+    and ``virtfn`` links, laid out by the PF's offset and stride."""
+    pf = host.functions[pf_address]
+    if pf.dev_type != "type-PF" or pf.card is None:
+        raise ValueError(f"{pf_address} is not a PF of a DPU card")
+    if pf.total_vfs is None or not 0 <= count <= pf.total_vfs:
+        raise ValueError(f"{count} VFs on {pf_address}: use 0..{pf.total_vfs}")
+    spec = host.spec.dpus[pf.card]
+    vfs = sorted((f.vf_num, a) for a, f in host.functions.items()
+                 if f.parent_addr == pf_address and f.vf_num is not None)
+    for n, address in reversed(vfs):
+        if n >= count:
+            _drop_function(host, address)
+    offset, stride = pf.sriov_offset or 0, pf.sriov_stride or 1
+    builder = _Builder(host.root, host.spec)
+    present = {n for n, _ in vfs if n < count}
+    domain, bus, rest = pf_address.split(":")
+    slot, fn = (int(x, 16) for x in rest.split("."))
+    for n in range(count):
+        if n in present:
+            continue
+        address = vf_address(pf_address, offset, stride, n)
+        nets: list[tuple[str, str]] = []
+        if spec.vf_netdevs:
+            nets = [(f"enp{int(bus, 16)}s{slot}f{fn}v{n}",
+                     _mac(f"02:01:{pf.card:02x}", fn << 16 | n))]
+        path = builder.function(
+            os.path.dirname(pf.path), address, vendor=spec.vendor_id, device=spec.vf_device_id,
+            sub_vendor=spec.subsystem_vendor_id, sub_device=spec.subsystem_device_id,
+            class_code=spec.class_code, numa_node=-1 if pf.numa_node is None else pf.numa_node,
+            driver=spec.vf_driver, vpd=pf.vpd if spec.vf_vpd else None, netdevs=nets)
+        os.symlink("../" + pf_address, path + "/physfn")
+        os.symlink("../" + address, f"{pf.path}/virtfn{n}")
+        host.functions[address] = BuiltFunction(
+            address, path, pf.vendor_id, spec.vf_device_id.lower(), spec.class_code, "type-VF",
+            pf.numa_node, spec.vf_driver, netdevs=tuple(x[0] for x in nets),
+            macs=tuple(x[1] for x in nets), vpd=pf.vpd if spec.vf_vpd else None,
+            serial=pf.serial if spec.vf_vpd else None, parent_addr=pf_address, vf_num=n,
+            card=pf.card, subsystem_vendor_id=spec.subsystem_vendor_id,
+            subsystem_device_id=spec.subsystem_device_id)
+    _remove(f"{pf.path}/sriov_numvfs")
+    _put(f"{pf.path}/sriov_numvfs", b"%d\n" % count, 0o664)
+    vf_list = tuple(sorted(a for a, f in host.functions.items() if f.parent_addr == pf_address))
+    host.functions[pf_address] = dataclasses.replace(pf, num_vfs=count, vfs=vf_list)
+    host.functions = {a: host.functions[a] for a in sorted(host.functions)}
+    return Breakage("set_vf_count", pf_address, "sriov_numvfs", f"{pf.path}/sriov_numvfs",
+                    detail=str(count))
+
+
+def unplug(host: BuiltHost, address: str) -> Breakage:
+    """Hot-unplug a function (a PF with its VFs first, as the kernel removes them). A single VF
+    leaves a gap in its PF's virtfn numbers, which makes the PF's VFs read link by link."""
+    f = host.functions[address]
+    for vf in [a for a, g in host.functions.items() if g.parent_addr == address]:
+        _drop_function(host, vf)
+    _drop_function(host, address)
+    if f.parent_addr is not None and f.parent_addr in host.functions:
+        pf = host.functions[f.parent_addr]
+        vfs = tuple(v for v in pf.vfs if v != address)
+        host.functions[f.parent_addr] = dataclasses.replace(pf, vfs=vfs, num_vfs=len(vfs))
+    return Breakage("unplug", address, None, f.path)
+
+
+def set_mac(host: BuiltHost, address: str, mac: str) -> Breakage:
+    """Give the first netdev of a function another MAC address (``ip link set ... address``)."""
+    f = host.functions[address]
+    if not f.netdevs:
+        raise ValueError(f"{address} has no netdev")
+    path = f"{f.path}/net/{f.netdevs[0]}/address"
+    _remove(path)
+    _put(path, mac.encode() + b"\n")
+    host.functions[address] = dataclasses.replace(f, macs=(mac, *f.macs[1:]))
+    return Breakage("set_mac", address, f"net/{f.netdevs[0]}/address", path, detail=mac)
+
+
+def replace_card(host: BuiltHost, card: int, serial: str) -> Breakage:
+    """Swap DPU card ``card`` for another of the same model whose VPD says ``serial``, as a
+    hot-swap does: every function of the card is re-created (new directories, new bus links,
+    new inode numbers) at the same addresses."""
+    built = host.cards[card]
+    if built.serial is None:
+        raise ValueError(f"card {card} has no VPD to carry a serial")
+    blob = _dpu_vpd(dataclasses.replace(host.spec.dpus[card], vpd_blob=None), serial)
+    for address in sorted(a for a, f in host.functions.items() if f.card == card):
+        f = host.functions[address]
+        fresh = f.path + ".new"  # a card's functions are siblings: no function holds another
+        shutil.copytree(f.path, fresh, symlinks=True)
+        if f.vpd is not None:
+            _remove(f"{fresh}/vpd")
+            _put(f"{fresh}/vpd", blob, 0o600)
+        shutil.rmtree(f.path)
+        os.rename(fresh, f.path)
+        link = f"{host.root}/bus/pci/devices/{address}"
+        target = os.readlink(link)
+        os.unlink(link)
+        os.symlink(target, link)
+        if f.vpd is not None:
+            host.functions[address] = dataclasses.replace(f, vpd=blob, serial=_serial_of(blob))
+    cards = list(host.cards)
+    cards[card] = dataclasses.replace(built, serial=_serial_of(blob))
+    host.cards = tuple(cards)
+    return Breakage("replace_card", built.pfs[0], None, host.functions[built.pfs[0]].path,
+                    detail=serial)
