@@ -72,6 +72,8 @@ typedef struct walker {
     int32_t *vfidx;     /* device index of each computed VF of the PF being read */
     size_t vfidx_cap;
     uint64_t dent_ino;  /* d_ino of the entry list_dir hands its callback */
+    const fv_rewalk_args *reuse; /* fv_rewalk: what not to read */
+    uint64_t *reuse_keys;        /* their keys, in the order given (address order) */
     sbuf snap;          /* the class/net listing, "<inode> <name>\n" per entry (net_index) */
     int class_net;      /* class/net was listed: netcount is the netdev index (net_index) */
     uint8_t *netcount;  /* per device: netdevs class/net names for it (saturating at 255) */
@@ -1219,74 +1221,50 @@ static int vf_has_netdev(walker *w, int32_t j)
     return entries > 0;
 }
 
-static void vfs_of_pf(walker *w, int32_t pf, int pfd, const dirscan *ds)
+/* The listed devices a PF's VFs are at by its SR-IOV layout, into w->vfidx: 0, or the FV_R_*
+ * reason they are not (*rerr the VF number, *rkey its key). */
+static int computed_vfs(walker *w, int32_t pf, int32_t count, int *rerr, uint64_t *rkey)
 {
     fv_device *devs = w->r->devices;
-    fv_device *p = &devs[pf];
-    int32_t count = ds->nvirtfn;
-    int reason = 0, rerr = -1;
-    uint64_t rkey = 0;
-    struct stat pst; /* the PF's own directory: what its VFs' physfn must lead to */
-    int err = stat_at(w, pfd, NULL, &pst);
-    if (err) {
-        simple_problem(w, pf, FV_A_ENTRY, FV_P_UNREADABLE, err, 0, "");
-        return;
-    }
-
-    if (ds->maxvirtfn != count - 1)
-        reason = FV_R_NAMES; /* names are canonical and distinct: max == count-1 <=> 0..count-1 */
-    else if (p->sriov_offset < 1 || p->sriov_stride < 0 || (count > 1 && p->sriov_stride < 1) ||
-             p->vf_device < 0)
-        reason = FV_R_NO_LAYOUT;
-    if (!reason) {
-        int32_t *vfidx = grow(w, w->vfidx, &w->vfidx_cap, (size_t)count, sizeof *vfidx);
-        if (!vfidx)
-            return;
-        w->vfidx = vfidx;
-        uint64_t domain = w->keys[pf] >> 16, rid0 = w->keys[pf] & 0xffff;
-        uint64_t last = rid0 + (uint64_t)p->sriov_offset +
-                        (uint64_t)(count - 1) * (uint64_t)p->sriov_stride;
-        if (last > 0xffff) {
-            reason = FV_R_RID_RANGE;
-        } else {
-            int32_t j = pf + 1;
-            for (int32_t v = 0; v < count; v++) {
-                uint64_t rid = rid0 + (uint64_t)p->sriov_offset + (uint64_t)v * (uint64_t)p->sriov_stride;
-                rkey = domain << 16 | rid;
-                while (j < w->n && w->keys[j] < rkey)
-                    j++; /* keys ascend with v (stride >= 1): one merge pass over the listing */
-                if (j >= w->n || w->keys[j] != rkey) {
-                    reason = FV_R_NOT_LISTED;
-                    rerr = v;
-                    break;
-                }
-                if ((w->state[j] & ST_DONE) || devs[j].parent >= 0) {
-                    reason = FV_R_CLAIMED;
-                    rerr = v;
-                    break;
-                }
-                w->vfidx[v] = j;
-                j++;
-            }
+    const fv_device *p = &devs[pf];
+    if (p->sriov_offset < 1 || p->sriov_stride < 0 || (count > 1 && p->sriov_stride < 1) ||
+        p->vf_device < 0)
+        return FV_R_NO_LAYOUT;
+    int32_t *vfidx = grow(w, w->vfidx, &w->vfidx_cap, (size_t)count, sizeof *vfidx);
+    if (!vfidx)
+        return FV_R_NO_LAYOUT; /* w->oom is set: the walk ends */
+    w->vfidx = vfidx;
+    uint64_t domain = w->keys[pf] >> 16, rid0 = w->keys[pf] & 0xffff;
+    uint64_t last = rid0 + (uint64_t)p->sriov_offset +
+                    (uint64_t)(count - 1) * (uint64_t)p->sriov_stride;
+    if (last > 0xffff)
+        return FV_R_RID_RANGE;
+    int32_t j = pf + 1;
+    for (int32_t v = 0; v < count; v++) {
+        uint64_t rid = rid0 + (uint64_t)p->sriov_offset + (uint64_t)v * (uint64_t)p->sriov_stride;
+        *rkey = domain << 16 | rid;
+        while (j < w->n && w->keys[j] < *rkey)
+            j++; /* keys ascend with v (stride >= 1): one merge pass over the listing */
+        if (j >= w->n || w->keys[j] != *rkey) {
+            *rerr = v;
+            return FV_R_NOT_LISTED;
         }
+        if ((w->state[j] & ST_DONE) || devs[j].parent >= 0) {
+            *rerr = v;
+            return FV_R_CLAIMED;
+        }
+        w->vfidx[v] = j;
+        j++;
     }
-    int vf0_net = 0;
-    if (!reason) {
-        int32_t rvf = 0;
-        reason = check_vfs(w, pfd, ds, p, count, &pst, &rerr, &rvf, &vf0_net);
-        rkey = w->keys[w->vfidx[rvf]];
-    }
-    if (reason) {
-        char a[ADDR_MAX + 1];
-        size_t alen = fmt_addr(rkey, a);
-        int with = reason >= FV_R_NOT_LISTED;
-        problem(w, pf, FV_A_VIRTFN, FV_P_VF_FALLBACK, rerr, reason, "", 0, a, alen, with);
-        vfs_by_links(w, pf, pfd, &pst);
-        return;
-    }
-    /* class/net answers for every VF unless it is missing or disagrees with the first VF's own
-     * listing; then each VF's net/ is looked at. */
-    int probe_net = !w->class_net || (vf0_net != 0) != (w->netcount[w->vfidx[0]] > 0);
+    return 0;
+}
+
+/* Fill the PF's VFs (w->vfidx) from the PF without reading them. Which own a netdev comes from
+ * class/net, or with `probe_net` from each VF's net/. */
+static void fill_vfs(walker *w, int32_t pf, int32_t count, int probe_net)
+{
+    fv_device *devs = w->r->devices;
+    const fv_device *p = &devs[pf];
     for (int32_t v = 0; v < count; v++) {
         int32_t j = w->vfidx[v];
         fv_device *d = &devs[j];
@@ -1308,6 +1286,43 @@ static void vfs_of_pf(walker *w, int32_t pf, int pfd, const dirscan *ds)
             read_vpd(w, j, w->devfd, path, DT_UNKNOWN);
         }
     }
+}
+
+static void vfs_of_pf(walker *w, int32_t pf, int pfd, const dirscan *ds)
+{
+    fv_device *devs = w->r->devices;
+    fv_device *p = &devs[pf];
+    int32_t count = ds->nvirtfn;
+    int reason = 0, rerr = -1;
+    uint64_t rkey = 0;
+    struct stat pst; /* the PF's own directory: what its VFs' physfn must lead to */
+    int err = stat_at(w, pfd, NULL, &pst);
+    if (err) {
+        simple_problem(w, pf, FV_A_ENTRY, FV_P_UNREADABLE, err, 0, "");
+        return;
+    }
+
+    if (ds->maxvirtfn != count - 1)
+        reason = FV_R_NAMES; /* names are canonical and distinct: max == count-1 <=> 0..count-1 */
+    else
+        reason = computed_vfs(w, pf, count, &rerr, &rkey);
+    int vf0_net = 0;
+    if (!reason) {
+        int32_t rvf = 0;
+        reason = check_vfs(w, pfd, ds, p, count, &pst, &rerr, &rvf, &vf0_net);
+        rkey = w->keys[w->vfidx[rvf]];
+    }
+    if (reason) {
+        char a[ADDR_MAX + 1];
+        size_t alen = fmt_addr(rkey, a);
+        int with = reason >= FV_R_NOT_LISTED;
+        problem(w, pf, FV_A_VIRTFN, FV_P_VF_FALLBACK, rerr, reason, "", 0, a, alen, with);
+        vfs_by_links(w, pf, pfd, &pst);
+        return;
+    }
+    /* class/net answers for every VF unless it is missing or disagrees with the first VF's own
+     * listing; then each VF's net/ is looked at. */
+    fill_vfs(w, pf, count, !w->class_net || (vf0_net != 0) != (w->netcount[w->vfidx[0]] > 0));
 }
 
 /* ---- one device ------------------------------------------------------------------------------ */
@@ -1521,6 +1536,7 @@ static fv_result *finish(walker *w)
     free(w->netcount);
     free(w->tmp.p);
     free(w->snap.p);
+    free(w->reuse_keys);
     if (!r) {
         free(w->str.p);
         return NULL;
@@ -1599,7 +1615,127 @@ static int name_devices(walker *w)
     return 0;
 }
 
-fv_result *fv_walk(const char *root, int flags)
+static size_t next_name(const char *addresses, size_t len, size_t *pos, const char **name);
+
+/* The listing the caller gives (fv_rewalk): its names into w->keys (sorted, each once) and their
+ * inode numbers into r->inodes, an entry's lstat'ed where the caller does not know it. */
+static int given_listing(walker *w, const fv_rewalk_args *a)
+{
+    fv_result *r = w->r;
+    size_t count = a->listing_len > 0;
+    for (size_t i = 0; i < a->listing_len; i++)
+        count += a->listing[i] == '\n';
+    if (count > (size_t)INT32_MAX / sizeof(fv_device)) {
+        w->oom = 2;
+        return -1;
+    }
+    keyino *kv = malloc((count ? count : 1) * sizeof *kv);
+    if (!kv) {
+        w->oom = 1;
+        return -1;
+    }
+    size_t pos = 0, n = 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *name;
+        size_t nl = next_name(a->listing, a->listing_len, &pos, &name);
+        int64_t key = parse_addr(name, nl);
+        if (key < 0)
+            continue;
+        kv[n].key = (uint64_t)key;
+        kv[n++].ino = a->listing_inodes ? a->listing_inodes[i] : 0;
+    }
+    if (n)
+        qsort(kv, n, sizeof *kv, cmp_key);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || kv[m - 1].key != kv[i].key)
+            kv[m++] = kv[i];
+    w->keys = malloc((m ? m : 1) * sizeof *w->keys);
+    r->inodes = malloc((m ? m : 1) * sizeof *r->inodes);
+    if (!w->keys || !r->inodes) {
+        free(kv);
+        w->oom = 1;
+        return -1;
+    }
+    for (size_t i = 0; i < m; i++) {
+        w->keys[i] = kv[i].key;
+        r->inodes[i] = kv[i].ino;
+        if (!kv[i].ino) {
+            char name[ADDR_MAX + 1];
+            struct stat st;
+            fmt_addr(kv[i].key, name);
+            w->c->fstat++;
+            if (fstatat(w->devfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                r->inodes[i] = (uint64_t)st.st_ino;
+        }
+    }
+    free(kv);
+    w->n = (int32_t)m;
+    r->n_listed = w->n;
+    return 0;
+}
+
+/* The caller's reuse names into keys (fv_rewalk). */
+static int reuse_keys(walker *w, const fv_rewalk_args *a)
+{
+    w->reuse_keys = malloc((a->n_reuse ? a->n_reuse : 1) * sizeof *w->reuse_keys);
+    if (!w->reuse_keys) {
+        w->oom = 1;
+        return -1;
+    }
+    size_t pos = 0;
+    for (size_t i = 0; i < a->n_reuse; i++) {
+        const char *name;
+        size_t nl = next_name(a->reuse, a->reuse_len, &pos, &name);
+        int64_t key = parse_addr(name, nl);
+        w->reuse_keys[i] = key < 0 ? UINT64_MAX : (uint64_t)key;
+    }
+    return 0;
+}
+
+/* Copy device i from the caller's previous record when its entry is the same (fv_rewalk), and
+ * compute a PF's VFs from its layout without reading them: the caller's probes vouch for them.
+ * Returns 1 when the device was copied, 0 when it must be read. */
+static int reuse_device(walker *w, int32_t i)
+{
+    const fv_rewalk_args *a = w->reuse;
+    if (!a || !a->n_reuse)
+        return 0;
+    size_t lo = 0, hi = a->n_reuse;
+    uint64_t key = w->keys[i];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (w->reuse_keys[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo >= a->n_reuse || w->reuse_keys[lo] != key || a->reuse_inodes[lo] != w->r->inodes[i] ||
+        !w->r->inodes[i])
+        return 0;
+    const fv_device *prev = &a->reuse_devices[lo];
+    if (prev->kind == FV_KIND_VF || (prev->flags & (FV_F_GONE | FV_F_BROKEN)))
+        return 0;
+    fv_device *d = &w->r->devices[i];
+    *d = *prev;
+    d->parent = d->vf_num = -1;
+    d->driver_off = d->driver_len = d->netdev_off = d->netdev_len = d->vpd_off = d->vpd_len = -1;
+    d->flags = (prev->flags & (FV_F_DETAILS | FV_F_NETDEV | FV_F_HAS_VPD)) | FV_F_REUSED;
+    w->state[i] |= ST_DONE;
+    if (d->kind == FV_KIND_PF && d->num_vfs > 0) {
+        int rerr;
+        uint64_t rkey;
+        if (computed_vfs(w, i, d->num_vfs, &rerr, &rkey)) {
+            init_device(d);
+            w->state[i] &= (uint8_t)~ST_DONE;
+            return 0;
+        }
+        fill_vfs(w, i, d->num_vfs, !w->class_net);
+    }
+    return 1;
+}
+
+fv_result *fv_rewalk(const char *root, int flags, const fv_rewalk_args *args)
 {
     walker w;
     if (start(&w, root))
@@ -1607,19 +1743,21 @@ fv_result *fv_walk(const char *root, int flags)
     fv_result *r = w.r;
     w.flags = flags;
     w.no_close_range = (flags & FV_CLOSE_EACH) != 0;
+    w.reuse = args;
     w.vpd = malloc(FV_VPD_CAP + 1);
     if (!w.vpd) {
         w.oom = 1;
         return finish(&w);
     }
-    if (list_bus(&w) || alloc_devices(&w) || name_devices(&w))
+    int listed = args && args->listing ? given_listing(&w, args) : list_bus(&w);
+    if (listed || (args && reuse_keys(&w, args)) || alloc_devices(&w) || name_devices(&w))
         return finish(&w);
     net_index(&w);
 
     /* Address order: a PF sorts before its VFs (offset >= 1, same domain), so by the time the loop
      * reaches a VF its PF has either filled it (fast path) or claimed it (fallback). */
     for (int32_t i = 0; i < w.n && !w.oom; i++) {
-        if (!(w.state[i] & ST_DONE)) {
+        if (!(w.state[i] & ST_DONE) && !reuse_device(&w, i)) {
             read_device(&w, i);
             fd_flush(&w); /* all fds of the device in one close_range */
         }
@@ -1630,6 +1768,11 @@ fv_result *fv_walk(const char *root, int flags)
             orphan_vf(&w, i);
     }
     return finish(&w);
+}
+
+fv_result *fv_walk(const char *root, int flags)
+{
+    return fv_rewalk(root, flags, NULL);
 }
 
 /* The next newline-terminated (or last) name of `addresses` from *pos; returns its length. */
@@ -1708,7 +1851,7 @@ fv_result *fv_details(const char *root, const char *addresses, size_t len)
     return finish(&w);
 }
 
-/* The basename of the target of link `name` of dir `dfd` into strings (*off/*len, -1 when the
+/* The basename of the target of link `name` of dir `dfd` into strings (*off and *len, -1 when the
  * link is not there). Returns 1 when there is such an entry (a link or not), 0 when there is none. */
 static int probe_link(walker *w, int dfd, const char *name, int32_t *off, int32_t *len)
 {
@@ -1737,22 +1880,6 @@ fv_result *fv_probe(const char *root, int flags, const char *pfs, size_t len,
     if (n_pfs > (size_t)INT32_MAX / sizeof(fv_device) || len > (size_t)INT32_MAX) {
         w.oom = 2;
         return finish(&w);
-    }
-    if (flags & FV_PROBE_LISTING) {
-        if (list_bus(&w) || name_devices(&w))
-            return finish(&w);
-        free(w.keys); /* the names are kept in r->addresses */
-        w.keys = NULL;
-        int fd = w_openat(&w, w.rootfd, "class/net", OPEN_DIR);
-        if (fd >= 0) {
-            int rc = list_dir(&w, fd, snap_cb, NULL);
-            fd_done(&w, fd);
-            fd_flush(&w);
-            if (rc == ENOMEM)
-                w.oom = 1;
-            else if (rc == 0)
-                keep_snapshot(&w);
-        }
     }
     w.n = (int32_t)n_pfs;
     w.keys = calloc(n_pfs ? n_pfs : 1, sizeof(uint64_t));
@@ -1796,6 +1923,24 @@ fv_result *fv_probe(const char *root, int flags, const char *pfs, size_t len,
         read_net(&w, (int32_t)i, dfd, "net");
         fd_done(&w, dfd);
         fd_flush(&w);
+    }
+    /* The listings last, so that what the PFs gave is the head of strings: a caller compares
+     * probes by their bytes (up to class_net_off). */
+    if (flags & FV_PROBE_LISTING) {
+        free(w.keys); /* the PFs' keys: the listing's replace them */
+        w.keys = NULL;
+        if (list_bus(&w) || name_devices(&w))
+            return finish(&w);
+        int fd = w_openat(&w, w.rootfd, "class/net", OPEN_DIR);
+        if (fd >= 0) {
+            int rc = list_dir(&w, fd, snap_cb, NULL);
+            fd_done(&w, fd);
+            fd_flush(&w);
+            if (rc == ENOMEM)
+                w.oom = 1;
+            else if (rc == 0)
+                keep_snapshot(&w);
+        }
     }
     return finish(&w);
 }

@@ -45,6 +45,8 @@
 #define FV_F_DETAILS 0x8  /* driver and netdevs were read (driver_len -1 then means unbound) */
 #define FV_F_BROKEN 0x10  /* the entry could not be opened or listed (see problems) */
 #define FV_F_LINKED 0x20  /* VF found by reading its PF's virtfn link (fallback path) */
+#define FV_F_REUSED 0x100 /* fv_rewalk: copied from the caller's previous record, not read; its
+                             strings (driver, netdevs, vpd) and problems are the caller's */
 #define FV_F_HAS_VPD 0x80 /* the function's directory listing shows a vpd file (read or not) */
 #define FV_F_NETDEV 0x40  /* the function owns at least one netdev: from its own net/ listing, or
                              for a VF the fast path inferred from class/net (see net_index) */
@@ -194,6 +196,27 @@ fv_result *fv_walk(const char *root, int flags);
  * (FV_F_DETAILS, or FV_F_GONE / FV_F_BROKEN) and the driver/netdev fields set; the result's
  * addresses are the names given. */
 fv_result *fv_details(const char *root, const char *addresses, size_t len);
+
+/* What a periodic refresh knows from its previous walk (fv_rewalk). */
+typedef struct fv_rewalk_args {
+    /* The bus/pci/devices listing to use instead of reading it (NULL: read it): names, a newline
+     * between two, and their entries' inode numbers (0: not known, then lstat'ed). */
+    const char *listing;
+    size_t listing_len;
+    const uint64_t *listing_inodes;
+    /* Devices not to read: names (a newline between two, in address order), their previous
+     * records and entry inode numbers. A listed device whose entry still has that inode number
+     * is copied (FV_F_REUSED), and the VFs of a PF among them are computed from its layout,
+     * unread; anything else is read as fv_walk reads it. */
+    const char *reuse;
+    size_t reuse_len;
+    const fv_device *reuse_devices;
+    const uint64_t *reuse_inodes;
+    size_t n_reuse;
+} fv_rewalk_args;
+
+/* fv_walk() again after a change, reading only what the caller cannot vouch for. */
+fv_result *fv_rewalk(const char *root, int flags, const fv_rewalk_args *args);
 
 /* fv_probe() flags */
 #define FV_PROBE_LISTING 0x1 /* list bus/pci/devices (with inode numbers) and class/net too */

@@ -33,6 +33,7 @@ typedef int... ssize_t;
 #define FV_F_BROKEN ...
 #define FV_F_LINKED ...
 #define FV_F_HAS_VPD ...
+#define FV_F_REUSED ...
 #define FV_PROBE_LISTING ...
 #define FV_F_NETDEV ...
 #define FV_E_OK ...
@@ -152,6 +153,17 @@ typedef struct fv_result {
 
 fv_result *fv_walk(const char *root, int flags);
 fv_result *fv_details(const char *root, const char *addresses, size_t len);
+typedef struct fv_rewalk_args {
+    const char *listing;
+    size_t listing_len;
+    const uint64_t *listing_inodes;
+    const char *reuse;
+    size_t reuse_len;
+    const fv_device *reuse_devices;
+    const uint64_t *reuse_inodes;
+    size_t n_reuse;
+} fv_rewalk_args;
+fv_result *fv_rewalk(const char *root, int flags, const fv_rewalk_args *args);
 fv_result *fv_probe(const char *root, int flags, const char *pfs, size_t len,
                     const int32_t *counts, size_t n_pfs);
 void fv_free(fv_result *result);

@@ -77,6 +77,7 @@ F_BROKEN = lib.FV_F_BROKEN
 F_LINKED = lib.FV_F_LINKED
 F_NETDEV = lib.FV_F_NETDEV
 F_HAS_VPD = lib.FV_F_HAS_VPD
+F_REUSED = lib.FV_F_REUSED
 VPD_CAP = lib.FV_VPD_CAP
 _NO_FACTS = F_GONE | F_BROKEN
 
@@ -156,6 +157,8 @@ class Walk(NamedTuple):
     inodes: list[int] = []
     #: class/net as listed ("<inode> <name>\n" per entry), None without class/net
     class_net: bytes | None = None
+    #: the bus/pci/devices listing as one byte string (names and inode numbers), to compare
+    listing: bytes = b""
 
     @property
     def devices(self) -> list[tuple[Any, ...]]:
@@ -359,31 +362,92 @@ def _check(res: Any, root: str) -> None:
 Root = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
 
-def walk(root: Root, *, read_vpd: bool = True, vf_vpd: bool = False) -> Walk:
+def walk(root: Root, *, read_vpd: bool = True, vf_vpd: bool = False,
+         listing: tuple[list[str], list[int]] | None = None,
+         reuse: tuple[Walk, list[str]] | None = None) -> Walk:
     """Walk ``<root>/bus/pci/devices`` in one C call; see the module docstring for the rows.
 
     ``read_vpd`` reads the raw ``vpd`` of PFs and functions without SR-IOV; ``vf_vpd`` (with
     ``read_vpd``) of VFs as well, one open per VF. Raises `SysfsError` only when ``root`` is no
     usable sysfs tree (ValueError when it holds a NUL byte); everything else becomes a problem row.
+
+    For a periodic refresh that knows what did not change (`fastvpd.Scanner`): ``listing``
+    (names, entry inode numbers or 0) stands in for reading ``bus/pci/devices``, and ``reuse``
+    (a previous walk, and the addresses in it not to read again: PFs and plain functions) has
+    those copied from the previous walk when their entry is the same (a PF's VFs computed from
+    its layout, unread). The result is what a walk reading everything would give.
     """
     root_s = root_path(root)
     flags = (lib.FV_READ_VPD if read_vpd else 0) | (lib.FV_VF_VPD if read_vpd and vf_vpd else 0)
-    res = lib.fv_walk(os.fsencode(root_s), flags)
+    args, keep = _rewalk_args(listing, reuse)
+    res = lib.fv_rewalk(os.fsencode(root_s), flags, args)
+    del keep
     try:
         _check(res, root_s)
         strings = ffi.buffer(res.strings, res.strings_len)[:] if res.strings_len else b""
         addresses, columns, extras = _decode_devices(res, strings)
+        base = os.path.join(root_s, "bus", "pci", "devices")
+        problems = _decode_problems(res, strings, base, addresses)
+        if reuse is not None:
+            _fill_reused(reuse[0], addresses, columns, extras, problems)
         flags = columns.flags
         # A host has a handful of distinct flag values: look at those before at every row.
         factless = ([i for i, f in enumerate(flags) if f & _NO_FACTS]
                     if any(f & _NO_FACTS for f in set(flags)) else [])
-        base = os.path.join(root_s, "bus", "pci", "devices")
-        problems = _decode_problems(res, strings, base, addresses)
         return Walk(addresses, columns, extras, factless, problems, _counters(res),
-                    _inodes(res), _class_net(res, strings))
+                    _inodes(res), _class_net(res, strings), _listing(res))
     finally:
         if res != ffi.NULL:
             lib.fv_free(res)
+
+
+def _rewalk_args(listing: tuple[list[str], list[int]] | None,
+                 reuse: tuple[Walk, list[str]] | None) -> tuple[Any, list[Any]]:
+    """The fv_rewalk_args of `walk` and the objects the C call reads from (kept alive)."""
+    if listing is None and reuse is None:
+        return ffi.NULL, []
+    args = ffi.new("fv_rewalk_args *")
+    keep: list[Any] = [args]
+    if listing is not None:
+        text = "\n".join(listing[0]).encode("ascii")
+        names = ffi.new("char[]", text)
+        inodes = ffi.new("uint64_t[]", listing[1] or [0])
+        keep += [names, inodes]
+        args.listing, args.listing_len, args.listing_inodes = names, len(text), inodes
+    if reuse is not None and reuse[1]:
+        prev, wanted = reuse
+        index = {a: i for i, a in enumerate(prev.addresses)}
+        rows = [index[a] for a in wanted]
+        ints = list(zip(*prev.columns))
+        packed = b"".join(struct.pack(_DEV_FMT, *ints[i], -1, -1, -1, -1, -1, -1) for i in rows)
+        text = "\n".join(wanted).encode("ascii")
+        names = ffi.new("char[]", text)
+        devices = ffi.from_buffer("fv_device[]", packed)
+        inodes = ffi.new("uint64_t[]", [prev.inodes[i] for i in rows])
+        keep += [names, packed, devices, inodes]
+        args.reuse, args.reuse_len, args.reuse_devices = names, len(text), devices
+        args.reuse_inodes, args.n_reuse = inodes, len(rows)
+    return args, keep
+
+
+def _fill_reused(prev: Walk, addresses: list[str], columns: Columns, extras: dict[int, Extra],
+                 problems: list[tuple[int, str, str, str]]) -> None:
+    """Give the rows the C walk copied (`F_REUSED`) their strings and problems from ``prev``,
+    and drop the flag: the rows are then what reading the devices would have given."""
+    flags = columns.flags
+    reused = [i for i, f in enumerate(flags) if f & F_REUSED]
+    if not reused:
+        return
+    index = {a: i for i, a in enumerate(prev.addresses)}
+    old_problems: dict[int, list[tuple[int, str, str, str]]] = {}
+    for row in prev.problems:
+        old_problems.setdefault(row[0], []).append(row)
+    for i in reused:
+        flags[i] &= ~F_REUSED
+        j = index[addresses[i]]
+        if j in prev.extras:
+            extras[i] = prev.extras[j]
+        problems.extend((i, *row[1:]) for row in old_problems.get(j, ()))
 
 
 def details(root: Root, addresses: Iterable[str], *,
@@ -432,6 +496,22 @@ def _inodes(res: Any) -> list[int]:
     return memoryview(ffi.buffer(res.inodes, 8 * n)[:]).cast("Q").tolist() if n > 0 else []
 
 
+def _listing(res: Any) -> bytes:
+    """Names and inode numbers of the listing, raw: equal bytes, equal listing."""
+    n = res.n_listed
+    if n < 0:
+        return b""
+    return (ffi.buffer(res.addresses, res.addresses_len)[:] + b"\0"
+            + (ffi.buffer(res.inodes, 8 * n)[:] if n else b""))
+
+
+def listing_of(raw: bytes) -> tuple[list[str], list[int]]:
+    """The names and inode numbers of a raw listing (`Walk.listing`, `Probe.listing`)."""
+    text, _, inodes = raw.partition(b"\0")
+    names = text.decode("ascii").split("\n") if text else []
+    return names, memoryview(inodes).cast("Q").tolist() if inodes else []
+
+
 def _class_net(res: Any, strings: bytes) -> bytes | None:
     off = res.class_net_off
     return strings[off:off + res.class_net_len] if off >= 0 else None
@@ -450,6 +530,9 @@ def read_problem(kind: str, value: int) -> str:
     raise ValueError(f"no such read problem: {kind!r}")
 
 
+_PROBE_SIZE = ffi.sizeof("fv_pf_probe")
+
+
 class PfProbe(NamedTuple):
     """What `probe` found of one PF: the basenames of the targets of ``virtfn0`` and of the last
     ``virtfn`` (None: no such link), whether the one past the last exists, the driver and the
@@ -464,18 +547,22 @@ class PfProbe(NamedTuple):
 
 
 class Probe(NamedTuple):
-    """One `probe`: a `PfProbe` per PF asked about and, when listed, the ``bus/pci/devices``
-    listing (names and inode numbers, sorted by address) and the ``class/net`` snapshot."""
+    """One `probe`, raw: what it found of the PFs (`pf_probes` decodes it), and when listed the
+    ``bus/pci/devices`` listing and the ``class/net`` snapshot. Two probes found the same when
+    their bytes are equal, so an unchanged host costs no decoding."""
 
-    pfs: tuple[PfProbe, ...]
-    listing: tuple[tuple[str, ...], tuple[int, ...]] | None
+    n: int
+    raw: bytes
+    listing: bytes | None
     class_net: bytes | None
 
 
-def probe(root: Root, pfs: list[tuple[str, int]], *, listing: bool) -> Probe:
+def probe(root: Root, pfs: list[tuple[str, int]], *, listing: bool,
+          counters: dict[str, int] | None = None) -> Probe:
     """The cheap re-check of a periodic refresh, in one C call without the GIL: for each
     ``(PF address, VF count)`` its ``virtfn0``, last and one-past-the-last ``virtfn`` links, its
-    driver and netdevs; with ``listing`` the ``bus/pci/devices`` and ``class/net`` listings."""
+    driver and netdevs; with ``listing`` the ``bus/pci/devices`` and ``class/net`` listings.
+    ``counters``, when given, receives the syscalls made."""
     root_s = root_path(root)
     names = "\n".join(a for a, _ in pfs).encode("ascii")
     counts = ffi.new("int32_t[]", [n for _, n in pfs] or [0])
@@ -483,59 +570,75 @@ def probe(root: Root, pfs: list[tuple[str, int]], *, listing: bool) -> Probe:
                        len(names), counts, len(pfs))
     try:
         _check(res, root_s)
+        n = res.n_probes
         strings = ffi.buffer(res.strings, res.strings_len)[:] if res.strings_len else b""
-
-        def text(off: int, length: int) -> str | None:
-            return _text(strings[off:off + length]) if off >= 0 else None
-
-        out = []
-        for i in range(res.n_probes):
-            p, d = res.probes[i], res.devices[i]
-            driver, netdevs, _ = _extra(strings, d.driver_off, d.driver_len, d.netdev_off,
-                                        d.netdev_len, -1, -1)
-            out.append(PfProbe(bool(p.gone), text(p.first_off, p.first_len),
-                               text(p.last_off, p.last_len), bool(p.past_end), driver, netdevs))
-        listed = None
-        if res.n_listed >= 0:
-            text_all = ffi.buffer(res.addresses, res.addresses_len)[:].decode("ascii")
-            listed = (tuple(text_all.split("\n")) if res.n_listed else (),
-                      tuple(_inodes(res)))
-        return Probe(tuple(out), listed, _class_net(res, strings))
+        if counters is not None:
+            counters.update(_counters(res))
+        head = strings[:res.class_net_off] if res.class_net_off >= 0 else strings
+        raw = (ffi.buffer(res.probes, n * _PROBE_SIZE)[:] + ffi.buffer(res.devices, n * _DEV_SIZE)[:]
+               + head) if n else b""
+        return Probe(n, raw, _listing(res) if listing else None,
+                     _class_net(res, strings) if listing else None)
     finally:
         if res != ffi.NULL:
             lib.fv_free(res)
 
 
+def pf_probes(p: Probe) -> list[PfProbe]:
+    """The PFs a probe found, decoded."""
+    raw, n = p.raw, p.n
+    probes = memoryview(raw[:n * _PROBE_SIZE]).cast("i")
+    devices = memoryview(raw[n * _PROBE_SIZE:n * (_PROBE_SIZE + _DEV_SIZE)]).cast("i")
+    strings = raw[n * (_PROBE_SIZE + _DEV_SIZE):]
+
+    def text(off: int, length: int) -> str | None:
+        return _text(strings[off:off + length]) if off >= 0 else None
+
+    out = []
+    k = _PROBE_SIZE // 4
+    for i in range(n):
+        gone, f_off, f_len, l_off, l_len, past = probes[i * k:(i + 1) * k]
+        at = i * _DEV_INTS + _DRV
+        driver, netdevs, _ = _extra(strings, devices[at], devices[at + 1], devices[at + 2],
+                                    devices[at + 3], -1, -1)
+        out.append(PfProbe(bool(gone), text(f_off, f_len), text(l_off, l_len), bool(past),
+                           driver, netdevs))
+    return out
+
+
 def same(now: Probe, baseline: Probe) -> bool:
     """Whether a probe finds what the baseline found (the listings only where ``now`` has them)."""
-    if now.pfs != baseline.pfs:
+    if now.raw != baseline.raw:
         return False
     if now.listing is not None and now.listing != baseline.listing:
         return False
     return now.class_net is None or now.class_net == baseline.class_net
 
 
+def baseline(w: Walk, p: Probe) -> Probe:
+    """What later probes are compared with: the PFs as probed right after the walk, and the
+    listings as the walk itself read them (before it read any device, so a change made during
+    the walk shows in the next listing)."""
+    return p._replace(listing=w.listing, class_net=w.class_net)
+
+
 def agrees(w: Walk, p: Probe) -> bool:
-    """Whether a probe taken after a walk finds what the walk saw: else the tree changed while
-    it was walked."""
-    if p.listing is not None and p.listing != (tuple(w.addresses), tuple(w.inodes)):
-        return False
-    if p.listing is not None and p.class_net != w.class_net:
-        return False
+    """Whether a probe of the PFs taken right after a walk finds what the walk saw: else a PF
+    changed while it was walked."""
     c = w.columns
-    vfs: dict[int, dict[int, str]] = {}
-    for i, (kind, parent, n) in enumerate(zip(c.kind, c.parent, c.vf_num)):
-        if kind == KIND_VF and parent >= 0 and n >= 0:
-            vfs.setdefault(parent, {})[n] = w.addresses[i]
     pf_rows = [i for i, k in enumerate(c.kind) if k == KIND_PF]
-    if len(pf_rows) != len(p.pfs):
+    if len(pf_rows) != p.n:
         return False
-    for i, got in zip(pf_rows, p.pfs):
-        n = c.num_vfs[i] if c.num_vfs[i] > 0 else 0
-        mine = vfs.get(i, {})
+    ends: dict[tuple[int, int], str] = {}
+    last = {i: c.num_vfs[i] - 1 for i in pf_rows}
+    for address, kind, parent, n in zip(w.addresses, c.kind, c.parent, c.vf_num):
+        if kind == KIND_VF and (n == 0 or n == last.get(parent)):
+            ends[parent, n] = address
+    for i, got in zip(pf_rows, pf_probes(p)):
+        n = max(c.num_vfs[i], 0)
         driver, netdevs, _ = w.extras.get(i, NO_EXTRA)
-        want = PfProbe(False, mine.get(0) if n else None, mine.get(n - 1) if n > 1 else None,
-                       False, driver, netdevs)
+        want = PfProbe(False, ends.get((i, 0)) if n else None,
+                       ends.get((i, n - 1)) if n > 1 else None, False, driver, netdevs)
         if got != want:
             return False
     return True

@@ -252,13 +252,16 @@ class Inventory(Mapping[str, PciDevice]):
         self._extras = dict(extras)
         self._index_cache: dict[str, int] | None = None
         self._device_problems = dict(device_problems)
-        self._scan_problems = dict(device_problems)  # without what loading VF details adds
+        # what the scan read, without what loading VF details adds (`diff` compares these)
+        self._scan_problems = dict(device_problems)
+        self._scan_extras = dict(self._extras)
         self.problems = host_problems
         self.counters = MappingProxyType(dict(counters or {}))
         self.sysfs = sysfs
         self._details_loader = details_loader
         self._details_lock = threading.Lock()
-        self._facts_cache: dict[str, tuple[Any, ...]] | None = None
+        self._facts_cache: tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]],
+                                 dict[str, tuple[Any, ...]]] | None = None
         self._devices: dict[int, PciDevice] = {}
         self._vpds: dict[int, Vpd | None] = {}
         self._cards: Mapping[str, tuple[PciDevice, ...]] | None = None
@@ -478,40 +481,48 @@ class Inventory(Mapping[str, PciDevice]):
         and netdevs of a VF the fast path inferred are not read by a scan, so they count only
         through what the scan does know of them (whether the VF owns a netdev). Reads nothing.
         """
-        mine, theirs = self._facts(), previous._facts()
-        if mine == theirs:
+        (dense, sparse, inherit), (old_dense, old_sparse, old_inherit) = (
+            self._facts(), previous._facts())
+        if dense == old_dense and sparse == old_sparse and inherit == old_inherit:
             return (), (), ()
-        added = tuple(a for a in mine if a not in theirs)
-        removed = tuple(a for a in theirs if a not in mine)
-        changed = tuple(a for a, f in mine.items() if a in theirs and theirs[a] != f)
-        return added, removed, changed
+        added = tuple(a for a in dense if a not in old_dense)
+        removed = tuple(a for a in old_dense if a not in dense)
+        changed = {a for a, f in dense.items() if a in old_dense and old_dense[a] != f}
+        changed.update(a for a in sparse.keys() | old_sparse.keys()
+                       if a in dense and a in old_dense and sparse.get(a) != old_sparse.get(a))
+        # a VF takes its serial and PF MAC from its PF: when those change, so does every VF of it
+        moved = {pf for pf in inherit.keys() | old_inherit.keys()
+                 if inherit.get(pf) != old_inherit.get(pf)}
+        if moved:
+            c = self._cols
+            changed.update(a for a, k, p in zip(self._addresses, c.kind, c.parent)
+                           if k == 2 and p >= 0 and self._addresses[p] in moved
+                           and a in old_dense)
+        return added, removed, tuple(a for a in dense if a in changed)
 
-    def _facts(self) -> dict[str, tuple[Any, ...]]:
-        """Address -> everything the `PciDevice` of the row is made of (see `diff`)."""
+    def _facts(self) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]],
+                              dict[str, tuple[Any, ...]]]:
+        """What the `PciDevice` of each row is made of (see `diff`), in three parts so that the
+        thousands of VFs cost no Python code per row: the int columns of every row (dense), the
+        strings and problems of the few rows that have any (sparse), and what a PF's VFs take
+        from it (serial, PF MAC)."""
         facts = self._facts_cache
         if facts is not None:
             return facts
         # what the scan itself read: not the VF details loaded since (nor their problems)
-        c, extras, problems = self._cols, self._extras, self._scan_problems
-        own_serial = {i: self._serial(i) for i, e in extras.items() if e[2] is not None}
-        parents = [self._addresses[p] if p >= 0 else None for p in c.parent]
-        facts = {}
-        for i, (address, ints, parent, p) in enumerate(zip(
-                self._addresses, zip(c.vendor, c.device, c.class_code, c.numa_node, c.kind,
-                                     c.vf_num, c.total_vfs, c.num_vfs, c.vf_device), parents,
-                c.parent)):
+        c, extras, addresses = self._cols, self._scan_extras, self._addresses
+        parents = [addresses[p] if p >= 0 else None for p in c.parent]
+        flags = [f & _STABLE_FLAGS for f in c.flags]
+        dense = dict(zip(addresses, zip(c.vendor, c.device, c.class_code, c.numa_node, c.kind,
+                                        c.vf_num, c.total_vfs, c.num_vfs, c.vf_device, flags,
+                                        parents)))
+        sparse: dict[str, tuple[Any, ...]] = {}
+        for i in extras.keys() | self._scan_problems.keys():
             extra = extras.get(i, _walk.NO_EXTRA)
-            if c.flags[i] & FLAG_INFERRED:
-                extra = (None, (), extra[2])
-            serial = own_serial.get(i)
-            pf_extra = _walk.NO_EXTRA
-            if p >= 0:
-                pf_extra = extras.get(p, _walk.NO_EXTRA)
-                if not serial:
-                    serial = own_serial.get(p)
-            facts[address] = (ints, parent, c.flags[i] & _STABLE_FLAGS, extra,
-                              problems.get(i, ()), serial, pf_extra[1][:1])
-        self._facts_cache = facts
+            sparse[addresses[i]] = (extra, self._scan_problems.get(i, ()), self._serial(i))
+        inherit = {addresses[i]: (self._serial(i), extras.get(i, _walk.NO_EXTRA)[1][:1])
+                   for i, k in enumerate(c.kind) if k == 1}
+        facts = self._facts_cache = (dense, sparse, inherit)
         return facts
 
     # -- building ---------------------------------------------------------------------------------

@@ -124,7 +124,8 @@ class ScanResult:
     ``added``, ``removed`` and ``changed`` are addresses in address order (the first refresh
     reports every device as added); ``changed`` means any difference in the device's `PciDevice`
     fields (see `Inventory.diff`). ``pending_vpd`` names the devices whose VPD read has not
-    finished: their serial comes in a later refresh (reported as changed then).
+    finished: their serial comes in a later refresh (reported as changed then). ``syscalls``
+    counts what the refresh cost the kernel.
     """
 
     inventory: Inventory
@@ -132,6 +133,8 @@ class ScanResult:
     removed: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
     pending_vpd: tuple[str, ...] = ()
+    #: the system calls this refresh made (probes and walks; VPD reads are the readers')
+    syscalls: int = 0
 
 
 class _NotRegular(OSError):
@@ -205,6 +208,7 @@ _Identity = tuple[str, int, int, int]
 class _State:
     walk: _walk.Walk
     baseline: _walk.Probe
+    pfs: list[tuple[str, int]]  # (PF address, VF count) of the walk: what is probed
     vpd_keys: dict[int, _Identity]  # row -> identity, for the rows whose VPD is wanted
     pending: frozenset[_Identity]
     result: ScanResult
@@ -277,6 +281,7 @@ class Scanner:
         self._fallback_logged: set[str] = set()
         #: How many times the tree was walked (probes not counted): for tests and operators.
         self.walks = 0
+        self._syscalls = 0
 
     # -- the public calls -------------------------------------------------------------------------
     def refresh(self, changed: Iterable[str | PciAddress] | None = None) -> ScanResult:
@@ -355,29 +360,74 @@ class Scanner:
     def _refresh(self, hint: frozenset[str] | None) -> ScanResult:
         start = time.monotonic()
         state = self._state
-        if state is not None and not self._changed(state, hint):
+        self._syscalls = 0
+        if state is None:
+            walk, baseline = self._walk_tree()
+            return self._rebuild(None, walk, baseline, start)
+        probe = None if hint else self._probe(state.pfs, listing=hint is None)
+        if probe is not None and _walk.same(probe, state.baseline):
             arrived = [k for k in state.pending if self._reads.outcome(k) is not None]
             if not arrived:
-                return ScanResult(state.result.inventory, pending_vpd=state.result.pending_vpd)
+                return ScanResult(state.result.inventory, pending_vpd=state.result.pending_vpd,
+                                  syscalls=self._syscalls)
             return self._rebuild(state, state.walk, state.baseline, start)
-        walk, baseline = self._walk_tree()
+        walk, baseline = self._walk_tree(*self._what_to_read(state, hint, probe))
         return self._rebuild(state, walk, baseline, start)
 
-    def _changed(self, state: _State, hint: frozenset[str] | None) -> bool:
-        """Whether the tree may differ from the last walk: the probes, and what ``hint`` says."""
-        if hint:
-            return True
-        probe = _walk.probe(self.sysfs, _pf_rows(state.walk), listing=hint is None)
-        return not _walk.same(probe, state.baseline)
+    def _probe(self, pfs: list[tuple[str, int]], *, listing: bool) -> _walk.Probe:
+        counters: dict[str, int] = {}
+        probe = _walk.probe(self.sysfs, pfs, listing=listing, counters=counters)
+        self._syscalls += counters["total"]
+        return probe
 
-    def _walk_tree(self) -> tuple[_walk.Walk, _walk.Probe]:
-        """A walk and the probe that agrees with it (a change during the walk: walk again)."""
+    def _what_to_read(self, state: _State, hint: frozenset[str] | None,
+                      probe: _walk.Probe | None,
+                      ) -> tuple[tuple[list[str], list[int]] | None, list[str]]:
+        """(the listing to walk with, None to read it; the PFs and functions not to read).
+
+        Re-read: the PFs whose probe changed, the functions ``hint`` names (and a named VF's
+        PF), PFs whose VFs had to be read link by link; the walk itself reads whatever is new
+        in the listing or has another inode number. The listing is the probe's when it read one,
+        the last one and the named addresses when ``hint`` names some, and read anew when a PF
+        changed while no PCI event was claimed (its VFs may be new)."""
+        prev = state.walk
+        c = prev.columns
+        dirty = set(hint or ())
+        dirty.update(prev.addresses[p] for a, p in zip(prev.addresses, c.parent)
+                     if p >= 0 and a in dirty)
+        if probe is not None:
+            now, before = _walk.pf_probes(probe), _walk.pf_probes(state.baseline)
+            dirty.update(a for (a, _), x, y in zip(state.pfs, now, before) if x != y)
+        dirty.update(prev.addresses[p] for p, f in zip(c.parent, c.flags)
+                     if p >= 0 and f & _walk.F_LINKED)
+        reuse = [a for a, k, f in zip(prev.addresses, c.kind, c.flags)
+                 if k != _walk.KIND_VF and not f & (_walk.F_GONE | _walk.F_BROKEN)
+                 and a not in dirty]
+        listing: tuple[list[str], list[int]] | None = None
+        if probe is not None and probe.listing is not None:
+            listing = _walk.listing_of(probe.listing)
+        elif hint:
+            names, inodes = _walk.listing_of(prev.listing)
+            new = sorted(hint - set(names))
+            # a named entry's inode number is looked up again: the device may be a new one
+            inodes = [0 if a in hint else ino for a, ino in zip(names, inodes)]
+            listing = (names + new, inodes + [0] * len(new))
+        return listing, reuse
+
+    def _walk_tree(self, listing: tuple[list[str], list[int]] | None = None,
+                   reuse: list[str] | None = None) -> tuple[_walk.Walk, _walk.Probe]:
+        """A walk (reading only what ``reuse`` does not vouch for) and the baseline that agrees
+        with it: a PF that changed during the walk makes it walk again, reading everything."""
+        state = self._state
         for attempt in range(3):
-            walk = _walk.walk(self.sysfs, read_vpd=False)
+            known = (state.walk, reuse) if state is not None and reuse and attempt == 0 else None
+            walk = _walk.walk(self.sysfs, read_vpd=False, listing=listing if attempt == 0 else None,
+                              reuse=known)
             self.walks += 1
-            baseline = _walk.probe(self.sysfs, _pf_rows(walk), listing=True)
-            if _walk.agrees(walk, baseline) or attempt == 2:
-                return walk, baseline
+            self._syscalls += walk.counters["total"]
+            after = self._probe(_pf_rows(walk), listing=False)
+            if _walk.agrees(walk, after) or attempt == 2:
+                return walk, _walk.baseline(walk, after)
             log.debug("fastvpd: %s changed during the walk; walking again", self.sysfs)
         raise AssertionError("unreachable")
 
@@ -416,25 +466,24 @@ class Scanner:
             added, removed, changed = inventory.diff(state.result.inventory)
         self._log(inventory, added, removed, changed)
         result = ScanResult(inventory, added, removed, changed,
-                            tuple(walk.addresses[row] for row in pending))
-        self._state = _State(walk, baseline, keys, frozenset(keys[r] for r in pending), result)
+                            tuple(walk.addresses[row] for row in pending), self._syscalls)
+        pfs = state.pfs if state is not None and state.walk is walk else _pf_rows(walk)
+        self._state = _State(walk, baseline, pfs, keys, frozenset(keys[r] for r in pending),
+                             result)
         return result
 
     def _vpd_keys(self, walk: _walk.Walk) -> dict[int, _Identity]:
         """Row -> identity of every device whose VPD is wanted: those with a vpd file, and with
         ``vf_vpd`` every VF (the fast path lists no inferred VF's directory: try them all)."""
         c = walk.columns
-        out = {}
-        for row, (flags, kind) in enumerate(zip(c.flags, c.kind)):
-            if flags & (_walk.F_GONE | _walk.F_BROKEN):
-                continue
-            if kind == _walk.KIND_VF:
-                wanted = self.vf_vpd and flags & (_walk.F_HAS_VPD | _walk.F_INFERRED)
-            else:
-                wanted = flags & _walk.F_HAS_VPD
-            if wanted:
-                out[row] = (walk.addresses[row], walk.inodes[row], c.vendor[row], c.device[row])
-        return out
+        bad = _walk.F_GONE | _walk.F_BROKEN
+        if self.vf_vpd:  # the fast path lists no inferred VF's directory: try them all
+            want = _walk.F_HAS_VPD | _walk.F_INFERRED
+            rows = [i for i, f in enumerate(c.flags) if f & want and not f & bad]
+        else:
+            rows = [i for i, f in enumerate(c.flags) if f & _walk.F_HAS_VPD and not f & bad
+                    and c.kind[i] != _walk.KIND_VF]
+        return {i: (walk.addresses[i], walk.inodes[i], c.vendor[i], c.device[i]) for i in rows}
 
     def _log(self, inventory: Inventory, added: tuple[str, ...], removed: tuple[str, ...],
              changed: tuple[str, ...]) -> None:

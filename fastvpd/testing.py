@@ -1027,9 +1027,15 @@ def set_vf_count(host: BuiltHost, pf_address: str, count: int) -> Breakage:
 
 
 def unplug(host: BuiltHost, address: str) -> Breakage:
-    """Hot-unplug a function (a PF with its VFs first, as the kernel removes them). A single VF
+    """Hot-unplug a function (a bridge with what is below it, a PF with its VFs, first, as the
+    kernel removes them). A single VF
     leaves a gap in its PF's virtfn numbers, which makes the PF's VFs read link by link."""
     f = host.functions[address]
+    # what sits below it first (a bridge holds its cards), then its VFs, then itself
+    below = [a for a, g in host.functions.items() if g.path.startswith(f.path + "/")]
+    for a in sorted(below, key=lambda a: host.functions[a].parent_addr is None):
+        if a in host.functions:
+            unplug(host, a)
     for vf in [a for a, g in host.functions.items() if g.parent_addr == address]:
         _drop_function(host, vf)
     _drop_function(host, address)
@@ -1059,6 +1065,9 @@ def replace_card(host: BuiltHost, card: int, serial: str) -> Breakage:
     built = host.cards[card]
     if built.serial is None:
         raise ValueError(f"card {card} has no VPD to carry a serial")
+    present = [a for a in built.pfs if a in host.functions]
+    if not present:
+        raise ValueError(f"card {card} is unplugged")
     blob = _dpu_vpd(dataclasses.replace(host.spec.dpus[card], vpd_blob=None), serial)
     for address in sorted(a for a, f in host.functions.items() if f.card == card):
         f = host.functions[address]
@@ -1078,5 +1087,5 @@ def replace_card(host: BuiltHost, card: int, serial: str) -> Breakage:
     cards = list(host.cards)
     cards[card] = dataclasses.replace(built, serial=_serial_of(blob))
     host.cards = tuple(cards)
-    return Breakage("replace_card", built.pfs[0], None, host.functions[built.pfs[0]].path,
+    return Breakage("replace_card", present[0], None, host.functions[present[0]].path,
                     detail=serial)

@@ -739,10 +739,10 @@ class _CountingLib:
         self._real, self._sample = real, sample
         self.during: list[int] = []
 
-    def fv_walk(self, *args: Any) -> Any:
+    def fv_rewalk(self, *args: Any) -> Any:
         before = self._sample()
         try:
-            return self._real.fv_walk(*args)
+            return self._real.fv_rewalk(*args)
         finally:
             self.during.append(self._sample() - before)
 

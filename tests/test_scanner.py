@@ -119,6 +119,25 @@ def test_vf_count_changes_are_seen_with_and_without_listing(scratch: Path) -> No
         same_as_cold_scan(shrunk, host.root)
 
 
+def test_a_refresh_after_a_change_reads_only_what_changed(scratch: Path) -> None:
+    """One PF's VF count changes: the refresh re-reads that PF and computes its VFs; the other
+    PFs and functions are not read again (their records are the last walk's)."""
+    host = testing.dpu_host(scratch, cards=4, pfs_per_card=2, vfs_per_pf=32, total_vfs=64,
+                            nics=[NicSpec(functions=2)], vf_driver="vfio-pci", vf_netdevs=False)
+    with Scanner(host) as scanner:
+        first = scanner.refresh()
+        cold = first.inventory.counters["total"]
+        quiet = scanner.refresh(set())
+        assert quiet.syscalls < 12 * len(host.pfs)  # a handful per PF, nothing per VF
+        testing.set_vf_count(host, host.pfs[3], 40)
+        result = scanner.refresh(set())
+        assert len(result.added) == 8 and result.changed == (host.pfs[3],)
+        same_as_cold_scan(result, host.root)
+        walked = result.inventory.counters
+        assert walked["read"] < 20 and walked["total"] < cold / 3, (walked, cold)
+        assert result.syscalls > walked["total"]  # the probes are counted too
+
+
 def test_a_pf_mac_change_changes_the_pf_and_every_vf_of_it(scratch: Path) -> None:
     host = testing.dpu_host(scratch, cards=1, pfs_per_card=2, vfs_per_pf=3)
     pf = host.pfs[1]
@@ -183,7 +202,8 @@ def _apply(host: testing.BuiltHost, change: str, n: int) -> set[str] | None:
             testing.set_mac(host, pf, "02:ee:%02x:%02x:%02x:%02x" % (n >> 8 & 255, n & 255, 1, 2))
             return set()  # no PCI event: the PF probe must see it
     if change == "replace":
-        cards = [c.index for c in host.cards if c.serial]
+        cards = [c.index for c in host.cards
+                 if c.serial and any(a in host.functions for a in c.pfs)]
         if cards:
             card = cards[n % len(cards)]
             testing.replace_card(host, card, f"MT{n:04d}X{card:05d}")

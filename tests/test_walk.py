@@ -20,9 +20,9 @@ import pytest
 from fastvpd import SysfsError, testing
 from fastvpd import _walk
 from fastvpd._sysfs import ffi, lib
-from fastvpd._walk import (F_BROKEN, F_DETAILS, F_INFERRED, F_LINKED, F_NETDEV, F_VERIFIED,
+from fastvpd._walk import (F_BROKEN, F_DETAILS, F_GONE, F_INFERRED, F_LINKED, F_NETDEV, F_VERIFIED,
                            KIND_PF, KIND_PLAIN, KIND_VF)
-from tests.support import gil_spinner
+from tests.support import fast_temp_base, gil_spinner, scratch_dir
 
 (ADDR, VENDOR, DEVICE, CLASS, NUMA, KIND, PARENT, VF_NUM, TOTAL_VFS, NUM_VFS, OFFSET, STRIDE,
  VF_DEVICE, FLAGS, DRIVER, NETDEVS, VPD) = range(17)
@@ -705,8 +705,8 @@ class _CloseEachLib:
         return getattr(lib, name)
 
     @staticmethod
-    def fv_walk(root: bytes, flags: int):
-        return lib.fv_walk(root, flags | lib.FV_CLOSE_EACH)
+    def fv_rewalk(root: bytes, flags: int, args):
+        return lib.fv_rewalk(root, flags | lib.FV_CLOSE_EACH, args)
 
 
 def test_fds_are_closed_in_batches_or_one_by_one(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -971,3 +971,57 @@ def test_bad_roots(tmp_path: Path) -> None:
     (tmp_path / "empty" / "bus" / "pci" / "devices").mkdir()
     w = _walk.walk(tmp_path / "empty")
     assert w.devices == [] and w.problems == []
+
+
+# -- walking again: what a periodic refresh can vouch for is not read ------------------------------
+
+def test_rewalk_reuses_what_it_is_told_and_reads_the_rest(tmp_path: Path) -> None:
+    t = _sriov_host(tmp_path, 4, 16)
+    t.fn("0000:40:00.0", vendor=0x8086, device=0x1533, netdevs=(("eno1", "3c:ec:ef:00:00:01"),))
+    first = _walk.walk(t.root, read_vpd=False)
+    reuse = [a for a, k in zip(first.addresses, first.columns.kind) if k != KIND_VF]
+    again = _walk.walk(t.root, read_vpd=False, reuse=(first, reuse))
+    assert again.devices == first.devices and sorted(again.problems) == sorted(first.problems)
+    assert again.inodes == first.inodes and again.listing == first.listing
+    # only the listings (bus/pci/devices, class/net and its links): no device was opened
+    assert again.counters["openat"] == 3 and again.counters["read"] == 0
+    given = _walk.walk(t.root, read_vpd=False, reuse=(first, reuse),
+                       listing=(first.addresses, first.inodes))
+    assert given.devices == first.devices and given.listing == first.listing
+    assert given.counters["getdents64"] < again.counters["getdents64"]  # bus/pci/devices unread
+
+
+def test_rewalk_reads_a_reused_device_whose_entry_is_new() -> None:
+    """The caller's record is used only while the entry has the inode number it had. (On tmpfs,
+    as on sysfs, a re-created entry gets a new one; a disk file system may hand the freed number
+    straight back: docs/scanner.md.)"""
+    if fast_temp_base() is None:
+        pytest.skip("needs a tmpfs (/dev/shm): a disk file system may reuse the inode number")
+    with scratch_dir("rewalk") as d:
+        _rewalk_new_entry(Path(d))
+
+
+def _rewalk_new_entry(tmp_path: Path) -> None:
+    t = _sriov_host(tmp_path, 2, 4)
+    first = _walk.walk(t.root, read_vpd=False)
+    pf = "0000:10:00.0"
+    (t.path(pf) / "vendor").write_text("0x8086\n")  # a different card behind the same address
+    link = t.devices / pf
+    target = os.readlink(link)
+    link.unlink()
+    link.symlink_to(target)  # re-created: a new inode number
+    reuse = [a for a, k in zip(first.addresses, first.columns.kind) if k != KIND_VF]
+    again = _walk.walk(t.root, read_vpd=False, reuse=(first, reuse))
+    assert rows_by_address(again)[pf][VENDOR] == 0x8086
+    assert again.devices == _walk.walk(t.root, read_vpd=False).devices
+
+
+def test_rewalk_with_a_listing_names_what_is_new(tmp_path: Path) -> None:
+    """A given listing stands in for bus/pci/devices; a name with inode 0 is looked up, and a
+    name that is not there is gone."""
+    t = _sriov_host(tmp_path, 1, 2)
+    first = _walk.walk(t.root, read_vpd=False)
+    names = first.addresses + ["0000:7f:00.0"]
+    w = _walk.walk(t.root, read_vpd=False, listing=(names, [0] * len(names)))
+    assert w.inodes[:len(first.inodes)] == first.inodes
+    assert rows_by_address(w)["0000:7f:00.0"][FLAGS] & F_GONE
