@@ -77,6 +77,10 @@ KNOWN_DIFFERENCES = {
                      "card whose VPD text holds '&' or '<' makes Nova 34's XML parser raise and "
                      "Nova report no device at all; fastvpd reports every device (and "
                      "fastvpd.libvirt reads that XML too).",
+    "vmd-domain": "Nova 34 reports a function in a PCI domain above ffff (Intel VMD, "
+                  "10000:e1:00.0) but raises PciConfigInvalidSpec when any device_spec is "
+                  "matched against it, so its PCI tracker fails; DeviceSpec.match answers (such a "
+                  "domain matches only a spec whose domain is '*').",
 }
 
 

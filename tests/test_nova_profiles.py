@@ -338,3 +338,20 @@ def test_trait_truthy_difference(nova: Nova, host: testing.BuiltHost, inv: fastv
     assert bool(tagged) == spec.remote_managed
     pooled = sum(p["count"] for p in theirs["pools"])
     assert pooled == len(assignable_devices(inv, specs))
+
+
+def test_vmd_domain_difference(nova: Nova, tmp_path: Path) -> None:
+    """"vmd-domain": a DPU behind an Intel VMD domain (10000): Nova's dicts are fastvpd's, but
+    Nova 34 raises when it matches a device spec against them."""
+    host = testing.dpu_host(tmp_path / "sys", cards=1, pfs_per_card=1, vfs_per_pf=2,
+                            domain=0x10000)
+    inv = fastvpd.scan(host, vf_vpd=True, strict_vpd=True)
+    devices = inv.to_nova()
+    assert {d["address"][:6] for d in devices} == {"10000:"}
+    for entry, want in (({"vendor_id": "15b3"}, [True] * 3),
+                        ({"address": "*:03:00.*"}, [True] * 3),
+                        ({"address": "0000:*:*.*"}, [False] * 3)):
+        theirs = nova.one({"op": "devspec", "spec": entry, "devices": devices}, sysfs=host)
+        assert all(m["raises"] == "PciConfigInvalidSpec" for m in theirs["matches"]), theirs
+        spec = load_device_specs([entry], inv)[0]
+        assert [spec.match(d) for d in devices] == want
