@@ -379,7 +379,7 @@ def walk(root: Root, *, read_vpd: bool = True, vf_vpd: bool = False,
     """
     root_s = root_path(root)
     flags = (lib.FV_READ_VPD if read_vpd else 0) | (lib.FV_VF_VPD if read_vpd and vf_vpd else 0)
-    args, keep = _rewalk_args(listing, reuse)
+    args, keep, rows = _rewalk_args(listing, reuse)
     res = lib.fv_rewalk(os.fsencode(root_s), flags, args)
     del keep
     try:
@@ -389,7 +389,7 @@ def walk(root: Root, *, read_vpd: bool = True, vf_vpd: bool = False,
         base = os.path.join(root_s, "bus", "pci", "devices")
         problems = _decode_problems(res, strings, base, addresses)
         if reuse is not None:
-            _fill_reused(reuse[0], addresses, columns, extras, problems)
+            _fill_reused(reuse[0], rows, addresses, columns, extras, problems)
         flags = columns.flags
         # A host has a handful of distinct flag values: look at those before at every row.
         factless = ([i for i, f in enumerate(flags) if f & _NO_FACTS]
@@ -402,10 +402,13 @@ def walk(root: Root, *, read_vpd: bool = True, vf_vpd: bool = False,
 
 
 def _rewalk_args(listing: tuple[list[str], list[int]] | None,
-                 reuse: tuple[Walk, list[str]] | None) -> tuple[Any, list[Any]]:
-    """The fv_rewalk_args of `walk` and the objects the C call reads from (kept alive)."""
+                 reuse: tuple[Walk, list[str]] | None,
+                 ) -> tuple[Any, list[Any], dict[str, int]]:
+    """The fv_rewalk_args of `walk`, the objects the C call reads from (kept alive), and the
+    previous row of each device to reuse."""
+    rows: dict[str, int] = {}
     if listing is None and reuse is None:
-        return ffi.NULL, []
+        return ffi.NULL, [], rows
     args = ffi.new("fv_rewalk_args *")
     keep: list[Any] = [args]
     if listing is not None:
@@ -416,35 +419,34 @@ def _rewalk_args(listing: tuple[list[str], list[int]] | None,
         args.listing, args.listing_len, args.listing_inodes = names, len(text), inodes
     if reuse is not None and reuse[1]:
         prev, wanted = reuse
-        index = {a: i for i, a in enumerate(prev.addresses)}
-        rows = [index[a] for a in wanted]
-        ints = list(zip(*prev.columns))
-        packed = b"".join(struct.pack(_DEV_FMT, *ints[i], -1, -1, -1, -1, -1, -1) for i in rows)
+        wanted_set = set(wanted)
+        rows = {a: i for i, a in enumerate(prev.addresses) if a in wanted_set}
+        packed = b"".join(struct.pack(_DEV_FMT, *(col[rows[a]] for col in prev.columns),
+                                      -1, -1, -1, -1, -1, -1) for a in wanted)
         text = "\n".join(wanted).encode("ascii")
         names = ffi.new("char[]", text)
         devices = ffi.from_buffer("fv_device[]", packed)
-        inodes = ffi.new("uint64_t[]", [prev.inodes[i] for i in rows])
+        inodes = ffi.new("uint64_t[]", [prev.inodes[rows[a]] for a in wanted])
         keep += [names, packed, devices, inodes]
         args.reuse, args.reuse_len, args.reuse_devices = names, len(text), devices
-        args.reuse_inodes, args.n_reuse = inodes, len(rows)
-    return args, keep
+        args.reuse_inodes, args.n_reuse = inodes, len(wanted)
+    return args, keep, rows
 
 
-def _fill_reused(prev: Walk, addresses: list[str], columns: Columns, extras: dict[int, Extra],
-                 problems: list[tuple[int, str, str, str]]) -> None:
+def _fill_reused(prev: Walk, rows: dict[str, int], addresses: list[str], columns: Columns,
+                 extras: dict[int, Extra], problems: list[tuple[int, str, str, str]]) -> None:
     """Give the rows the C walk copied (`F_REUSED`) their strings and problems from ``prev``,
     and drop the flag: the rows are then what reading the devices would have given."""
     flags = columns.flags
     reused = [i for i, f in enumerate(flags) if f & F_REUSED]
     if not reused:
         return
-    index = {a: i for i, a in enumerate(prev.addresses)}
     old_problems: dict[int, list[tuple[int, str, str, str]]] = {}
     for row in prev.problems:
         old_problems.setdefault(row[0], []).append(row)
     for i in reused:
         flags[i] &= ~F_REUSED
-        j = index[addresses[i]]
+        j = rows[addresses[i]]
         if j in prev.extras:
             extras[i] = prev.extras[j]
         problems.extend((i, *row[1:]) for row in old_problems.get(j, ()))

@@ -209,6 +209,7 @@ class _State:
     walk: _walk.Walk
     baseline: _walk.Probe
     pfs: list[tuple[str, int]]  # (PF address, VF count) of the walk: what is probed
+    reusable: list[str]  # the PFs and functions a later walk may copy (see _what_to_read)
     vpd_keys: dict[int, _Identity]  # row -> identity, for the rows whose VPD is wanted
     pending: frozenset[_Identity]
     result: ScanResult
@@ -282,6 +283,7 @@ class Scanner:
         #: How many times the tree was walked (probes not counted): for tests and operators.
         self.walks = 0
         self._syscalls = 0
+        self._walked_pfs: tuple[_walk.Walk | None, list[tuple[str, int]]] = (None, [])
 
     # -- the public calls -------------------------------------------------------------------------
     def refresh(self, changed: Iterable[str | PciAddress] | None = None) -> ScanResult:
@@ -391,18 +393,16 @@ class Scanner:
         the last one and the named addresses when ``hint`` names some, and read anew when a PF
         changed while no PCI event was claimed (its VFs may be new)."""
         prev = state.walk
-        c = prev.columns
         dirty = set(hint or ())
-        dirty.update(prev.addresses[p] for a, p in zip(prev.addresses, c.parent)
-                     if p >= 0 and a in dirty)
+        if hint:
+            index = {a: i for i, a in enumerate(prev.addresses)}
+            c = prev.columns
+            dirty.update(prev.addresses[c.parent[index[a]]] for a in hint
+                         if a in index and c.parent[index[a]] >= 0)
         if probe is not None:
             now, before = _walk.pf_probes(probe), _walk.pf_probes(state.baseline)
             dirty.update(a for (a, _), x, y in zip(state.pfs, now, before) if x != y)
-        dirty.update(prev.addresses[p] for p, f in zip(c.parent, c.flags)
-                     if p >= 0 and f & _walk.F_LINKED)
-        reuse = [a for a, k, f in zip(prev.addresses, c.kind, c.flags)
-                 if k != _walk.KIND_VF and not f & (_walk.F_GONE | _walk.F_BROKEN)
-                 and a not in dirty]
+        reuse = [a for a in state.reusable if a not in dirty]
         listing: tuple[list[str], list[int]] | None = None
         if probe is not None and probe.listing is not None:
             listing = _walk.listing_of(probe.listing)
@@ -425,7 +425,9 @@ class Scanner:
                               reuse=known)
             self.walks += 1
             self._syscalls += walk.counters["total"]
-            after = self._probe(_pf_rows(walk), listing=False)
+            pfs = _pf_rows(walk)
+            after = self._probe(pfs, listing=False)
+            self._walked_pfs = (walk, pfs)
             if _walk.agrees(walk, after) or attempt == 2:
                 return walk, _walk.baseline(walk, after)
             log.debug("fastvpd: %s changed during the walk; walking again", self.sysfs)
@@ -467,9 +469,15 @@ class Scanner:
         self._log(inventory, added, removed, changed)
         result = ScanResult(inventory, added, removed, changed,
                             tuple(walk.addresses[row] for row in pending), self._syscalls)
-        pfs = state.pfs if state is not None and state.walk is walk else _pf_rows(walk)
-        self._state = _State(walk, baseline, pfs, keys, frozenset(keys[r] for r in pending),
-                             result)
+        if state is not None and state.walk is walk:
+            pfs, reusable = state.pfs, state.reusable
+        else:
+            walked, pfs = self._walked_pfs
+            if walked is not walk:
+                pfs = _pf_rows(walk)
+            reusable = _reusable(walk)
+        self._state = _State(walk, baseline, pfs, reusable, keys,
+                             frozenset(keys[r] for r in pending), result)
         return result
 
     def _vpd_keys(self, walk: _walk.Walk) -> dict[int, _Identity]:
@@ -498,6 +506,17 @@ class Scanner:
                 if "fell back to reading every virtfn link" in p:
                     self._fallback_logged.add(pf.address)
                     log.warning("fastvpd: %s: %s", pf.address, p)
+
+
+def _reusable(walk: _walk.Walk) -> list[str]:
+    """The PFs and plain functions of a walk that a later walk may copy: not those whose VFs had
+    to be read link by link (each VF read is needed to know them), nor rows without facts."""
+    c = walk.columns
+    linked = {p for p, f in zip(c.parent, c.flags) if f & _walk.F_LINKED} if any(
+        f & _walk.F_LINKED for f in set(c.flags)) else set()
+    bad = _walk.F_GONE | _walk.F_BROKEN
+    return [walk.addresses[i] for i, k in enumerate(c.kind)
+            if k != _walk.KIND_VF and not c.flags[i] & bad and i not in linked]
 
 
 def _pf_rows(walk: _walk.Walk) -> list[tuple[str, int]]:
