@@ -52,7 +52,8 @@ import errno as _errno
 import os
 import re
 import struct
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, MutableSequence
 from itertools import count
 from typing import Any, NamedTuple
 
@@ -123,22 +124,25 @@ Extra = tuple[str | None, Netdevs, bytes | None]
 NO_EXTRA: Extra = (None, (), None)
 
 
-class Columns(NamedTuple):
-    """The int fields of the devices (`DEVICE_FIELDS` 1 to 13), one list per field."""
+IntColumn = MutableSequence[int]  # an array("i") from the walker; a list will do elsewhere
 
-    vendor: list[int]
-    device: list[int]
-    class_code: list[int]
-    numa_node: list[int]
-    kind: list[int]
-    parent: list[int]
-    vf_num: list[int]
-    total_vfs: list[int]
-    num_vfs: list[int]
-    sriov_offset: list[int]
-    sriov_stride: list[int]
-    vf_device: list[int]
-    flags: list[int]
+
+class Columns(NamedTuple):
+    """The int fields of the devices (`DEVICE_FIELDS` 1 to 13), one column per field."""
+
+    vendor: IntColumn
+    device: IntColumn
+    class_code: IntColumn
+    numa_node: IntColumn
+    kind: IntColumn
+    parent: IntColumn
+    vf_num: IntColumn
+    total_vfs: IntColumn
+    num_vfs: IntColumn
+    sriov_offset: IntColumn
+    sriov_stride: IntColumn
+    vf_device: IntColumn
+    flags: IntColumn
 
 
 assert Columns._fields == DEVICE_FIELDS[1:1 + _N_INTS]
@@ -280,7 +284,8 @@ def _decode_devices(res: Any, strings: bytes) -> tuple[list[str], Columns, dict[
     addresses = (ffi.buffer(res.addresses, res.addresses_len)[:].decode("ascii")
                  .split("\n") if n else [])
     ints = memoryview(ffi.buffer(res.devices, n * _DEV_SIZE)[:]).cast("i")
-    columns = Columns._make(ints[k::_DEV_INTS].tolist() for k in range(_N_INTS))
+    # typed columns (4 bytes a row, no int object per cell): thousands of VFs cost little
+    columns = Columns._make(array("i", ints[k::_DEV_INTS].tobytes()) for k in range(_N_INTS))
     extras: dict[int, Extra] = {}
     # Offsets are -1 (nothing read) or >= 0: most rows, the inferred VFs, have all three -1.
     for i, d, nd, v in zip(count(), ints[_DRV::_DEV_INTS], ints[_NET::_DEV_INTS],

@@ -9,16 +9,18 @@ one `DeviceFacts` per function to `Inventory.from_facts`, which lays them out th
 from __future__ import annotations
 
 import errno
+import bisect
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import count
+from itertools import accumulate
 from types import MappingProxyType
-from typing import Any
+from typing import Any, overload
 
-from . import _walk
+from . import _nova, _walk
 from .errors import DeviceNotFound, NetdevNotFound
 from .vpd import Vpd, parse_vpd
 
@@ -216,6 +218,54 @@ def _key(address: object) -> str:
     return str(address) if isinstance(address, PciAddress) else address  # type: ignore[return-value]
 
 
+def address_order(address: str) -> tuple[int, str]:
+    """Sort key putting canonical addresses in numeric order: the domain is the only part whose
+    width varies (4 hex digits, more only above ffff), so a longer address is a higher domain."""
+    return len(address), address
+
+
+class _Addresses(Sequence[str]):
+    """An inventory's addresses, in address order, as one text: a few bytes a row rather than a
+    str object per VF; a row's address is a slice, and a lookup a binary search."""
+
+    __slots__ = ("text", "offsets")
+
+    def __init__(self, names: Iterable[str]) -> None:
+        names = list(names)
+        self.text = "\n".join(names) + "\n" if names else ""
+        # row i is text[offsets[i]:offsets[i + 1] - 1]
+        self.offsets = array("i", accumulate(map((1).__add__, map(len, names)), initial=0))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("address row out of range")
+        o = self.offsets
+        return self.text[o[i]:o[i + 1] - 1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.text[:-1].split("\n")) if self.text else iter(())
+
+    def find(self, address: str) -> int | None:
+        """The row of ``address``, None when it has none."""
+        n = len(self)
+        i = bisect.bisect_left(self, address_order(address), hi=n, key=address_order)
+        return i if i < n and self[i] == address else None
+
+
 _HEX4: dict[int, str] = {}
 
 
@@ -247,10 +297,10 @@ class Inventory(Mapping[str, PciDevice]):
                  strict_vpd: bool = False) -> None:
         """From the walker's columns (fastvpd._walk), device ``i`` being ``addresses[i]``."""
         self.strict_vpd = strict_vpd
-        self._addresses = addresses
-        self._cols = columns
+        self._addresses = _Addresses(addresses)
+        self._cols = _walk.Columns._make(c if isinstance(c, array) else array("i", c)
+                                         for c in columns)
         self._extras = dict(extras)
-        self._index_cache: dict[str, int] | None = None
         self._device_problems = dict(device_problems)
         # what the scan read, without what loading VF details adds (`diff` compares these)
         self._scan_problems = dict(device_problems)
@@ -281,7 +331,7 @@ class Inventory(Mapping[str, PciDevice]):
         lower-case hex digits, a negative number, a parent or VF number on a function that is no
         VF, SR-IOV counts on one that is no PF.
         """
-        facts = sorted(devices, key=lambda d: d.address)
+        facts = sorted(devices, key=lambda d: address_order(d.address))
         addresses = [d.address for d in facts]
         index = {a: i for i, a in enumerate(addresses)}
         if len(index) != len(facts):
@@ -306,18 +356,15 @@ class Inventory(Mapping[str, PciDevice]):
         return cls(addresses, columns, extras, device_problems, tuple(problems),
                    strict_vpd=strict_vpd)
 
-    @property
-    def _index(self) -> dict[str, int]:
-        """Address -> device index, built on first use (to_nova has no need for it)."""
-        if self._index_cache is None:
-            self._index_cache = dict(zip(self._addresses, range(len(self._addresses))))
-        return self._index_cache
+    def _row(self, address: str) -> int | None:
+        """The row of ``address``: a binary search of the address text (no index to build)."""
+        return self._addresses.find(address)
 
     # -- Mapping ----------------------------------------------------------------------------------
     def __getitem__(self, address: str | PciAddress) -> PciDevice:
         """The device at ``address`` (``"0000:82:00.3"`` or a `PciAddress`); DeviceNotFound."""
         key = _key(address)
-        i = self._index.get(key)
+        i = self._row(key) if isinstance(key, str) else None
         if i is None:
             raise DeviceNotFound(key)
         return self._device(i)
@@ -329,7 +376,8 @@ class Inventory(Mapping[str, PciDevice]):
         return iter(self._addresses)
 
     def __contains__(self, address: object) -> bool:
-        return _key(address) in self._index
+        key = _key(address)
+        return isinstance(key, str) and self._row(key) is not None
 
     def __repr__(self) -> str:
         kind = self._cols.kind
@@ -350,7 +398,7 @@ class Inventory(Mapping[str, PciDevice]):
         if pf_address is None:
             return tuple(self._device(i) for i, k in enumerate(c.kind) if k == 2)
         pf_address = _key(pf_address)
-        p = self._index.get(pf_address)
+        p = self._row(pf_address)
         if p is None:
             raise DeviceNotFound(pf_address)
         mine = [(n, i) for i, (k, parent, n) in enumerate(zip(c.kind, c.parent, c.vf_num))
@@ -390,53 +438,17 @@ class Inventory(Mapping[str, PciDevice]):
         it); it is still in the inventory with its problems.
         """
         c, extras = self._cols, self._extras
-        addresses = self._addresses
-        # Every dev_id in one go: one join, one translate, one split instead of one each per VF.
-        dev_ids = ("pci_" + "\npci_".join(addresses)).translate(_DEV_ID_TABLE).split("\n")
         own_vpd = {i for i, (_, _, vpd) in extras.items() if vpd is not None}
-        # Per PF, what all its VFs share: the dicts to copy (a VF owning a netdev gets the PF's
-        # parent_ifname), the IDs they were made for, the PF MAC and the card serial. A host's
-        # VFs are nearly all alike and come PF by PF, so the common case is: same PF as the row
-        # before, one dict copy, two stores and the capabilities.
-        shared: dict[int, _VfTemplate] = {}
-        last = -2  # the PF whose template is at hand; no row has parent -2
-        template: dict[str, Any] = {}
-        template_net: dict[str, Any] = {}
-        t_vendor = t_device = t_numa = -1
-        pf_mac = serial = None
-        out: list[dict[str, Any]] = []
-        append = out.append
-        for i, address, dev_id, vendor, device, numa, kind, p, vf_num, flags in zip(
-                count(), addresses, dev_ids, c.vendor, c.device, c.numa_node, c.kind, c.parent,
-                c.vf_num, c.flags):
-            if p != last and kind == 2 and p >= 0 and vendor >= 0 and device >= 0:
-                pf = shared.get(p)
-                if pf is None:
-                    pf = shared[p] = self._vf_template(p, vendor, device, numa)
-                template, template_net, t_vendor, t_device, t_numa, pf_mac, serial = pf
-                last = p
-            if (p == last and vendor == t_vendor and device == t_device and numa == t_numa
-                    and vf_num >= 0 and i not in own_vpd):
-                d = (template_net if flags & FLAG_NETDEV else template).copy()
-                d["dev_id"] = dev_id
-                d["address"] = address
-                if pf_mac is not None:
-                    sriov = {"pf_mac_address": pf_mac, "vf_num": vf_num}
-                    d["capabilities"] = ({"sriov": sriov, "vpd": {"card_serial_number": serial}}
-                                         if serial else {"sriov": sriov})
-                elif serial:
-                    d["capabilities"] = {"vpd": {"card_serial_number": serial}}
-                append(d)
-                continue
-            if vendor >= 0 and device >= 0:
-                append(self._nova_row(i))
-        return out
+        # The VFs are built in C (fastvpd._nova), from their PF's template: see _vf_template.
+        return _nova.build(self._addresses.text, self._addresses.offsets, c.vendor, c.device,
+                           c.numa_node, c.kind, c.parent, c.vf_num, c.flags, FLAG_NETDEV,
+                           own_vpd, self._vf_template, self._nova_row)
 
     def nova_dict(self, address: str | PciAddress) -> dict[str, Any] | None:
         """Nova's dict of one device, as in `to_nova` (None for a device Nova cannot track: its
         vendor or device ID is unknown). Made from the scan alone: unlike building the
         `PciDevice`, it never reads the details of a VF (docs/nova-contract.md)."""
-        i = self._index.get(_key(address))
+        i = self._row(_key(address))
         if i is None:
             raise DeviceNotFound(_key(address))
         c = self._cols
@@ -630,7 +642,8 @@ class Inventory(Mapping[str, PciDevice]):
                 return  # another thread loaded them while this one waited
             wanted = [a for a, f in zip(self._addresses, self._cols.flags) if f & FLAG_INFERRED]
             for address, (driver, netdevs, problems) in loader(wanted).items():
-                i = self._index[address]
+                i = self._row(address)
+                assert i is not None
                 self._extras[i] = (driver, netdevs, self._extras.get(i, _walk.NO_EXTRA)[2])
                 if problems:
                     self._device_problems[i] = self._device_problems.get(i, ()) + tuple(

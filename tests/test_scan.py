@@ -1016,3 +1016,47 @@ def test_an_inventory_shared_by_threads_loads_vf_details_once(scratch: Path,
             assert (dev.driver, dev.netdevs) == (host.functions[address].driver,
                                                 host.functions[address].netdevs)
     assert calls == [len(host.vfs)] * 3
+
+
+# -- what a scan costs in memory and in objects ----------------------------------------------------
+
+def test_an_inventory_holds_few_bytes_per_vf(scratch: Path) -> None:
+    """No Python object per VF in an inventory: typed columns and one address text (issue #12's
+    bound: 150 bytes per VF, traced by tracemalloc)."""
+    import gc
+    import tracemalloc
+
+    host = testing.dpu_host(scratch, cards=2, pfs_per_card=2, vfs_per_pf=512,
+                            vf_driver="vfio-pci", vf_netdevs=False)
+    scan(host)  # warm: the first scan builds the extension's caches
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        inv = scan(host)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    per_vf = held / len(host.vfs)
+    assert per_vf < 150, per_vf
+    assert len(inv.vfs()) == len(host.vfs)
+
+
+def test_nova_dicts_share_no_mutable_object_and_track_two_containers_per_vf(scratch: Path) -> None:
+    """Each VF's dict and its capabilities are its own (a caller may change them); its sriov and
+    vpd dicts hold only strings and ints, so the cyclic GC does not track them."""
+    import gc
+
+    host = testing.dpu_host(scratch, cards=1, pfs_per_card=2, vfs_per_pf=8)
+    inv = scan(host)
+    out = inv.to_nova()
+    vfs = [d for d in out if d["dev_type"] == "type-VF"]
+    containers = [c for d in vfs for c in (d, d["capabilities"], d["capabilities"]["sriov"],
+                                           d["capabilities"]["vpd"])]
+    assert len({id(c) for c in containers}) == len(containers)
+    assert sum(gc.is_tracked(c) for c in containers) == 2 * len(vfs)
+    vfs[0]["capabilities"]["sriov"]["vf_num"] = 99
+    vfs[0]["address"] = "changed"
+    again = inv.to_nova()
+    assert again[out.index(vfs[0])]["capabilities"]["sriov"]["vf_num"] == 0
+    assert json.dumps(again) == json.dumps(scan(host).to_nova())

@@ -1,0 +1,88 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""Nova's device dicts of a whole inventory, built in one C loop (`Inventory.to_nova`).
+
+A host's VFs are nearly all alike and come PF by PF: each is one copy of its PF's template dict,
+its address and ``dev_id`` (made from the inventory's one address text, no per-VF Python string
+work), and its capabilities. Everything else about the dicts (the keys, their order, what a
+template holds) is the model's: `build` calls back into it for the templates and for the few
+rows that are not such VFs (PFs, plain functions, VFs read one by one). Every dict, and every
+dict in it, is new: callers may change what they get.
+"""
+
+from cpython.dict cimport PyDict_Copy, PyDict_SetItem
+from cpython.list cimport PyList_Append
+from cpython.unicode cimport PyUnicode_Substring
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void* PyUnicode_DATA(object o)
+    int PyUnicode_KIND(object o)
+    int PyUnicode_1BYTE_KIND
+    bint PyUnicode_IS_ASCII(object o)
+
+
+cdef inline object _dev_id(str text, Py_ssize_t start, Py_ssize_t end):
+    """``"pci_" + address`` with ':' and '.' as '_', from the ASCII address text."""
+    cdef Py_ssize_t n = end - start, k
+    cdef object out = PyUnicode_New(n + 4, 127)
+    cdef unsigned char* dst = <unsigned char*>PyUnicode_DATA(out)
+    cdef const unsigned char* src = <const unsigned char*>PyUnicode_DATA(text) + start
+    cdef unsigned char ch
+    dst[0] = 112  # "pci_"
+    dst[1] = 99
+    dst[2] = 105
+    dst[3] = 95
+    for k in range(n):
+        ch = src[k]
+        dst[4 + k] = 95 if ch == 58 or ch == 46 else ch
+    return out
+
+
+def build(str text, const int[:] offsets, const int[:] vendor, const int[:] device,
+          const int[:] numa, const int[:] kind, const int[:] parent, const int[:] vf_num,
+          const int[:] flags, int netdev_flag, own_vpd, template_of, row_dict):
+    """The dicts of every row in row order, rows without vendor or device ID left out.
+
+    ``text``/``offsets``: the addresses (row ``i`` is ``text[offsets[i]:offsets[i + 1] - 1]``,
+    ASCII). ``template_of(pf, vendor, device, numa)`` gives a PF's ``(dict, dict with
+    parent_ifname, vendor, device, numa, pf_mac, serial)``; ``row_dict(i)`` the dict of any other
+    row; ``own_vpd`` the rows with their own VPD (their serial is theirs, not the PF's).
+    """
+    if not PyUnicode_IS_ASCII(text):
+        raise ValueError("addresses are ASCII")
+    cdef Py_ssize_t n = kind.shape[0], i
+    cdef int last = -2, p, v, t_vendor = -1, t_device = -1, t_numa = -1
+    cdef list out = []
+    cdef dict shared = {}
+    cdef dict template = None, template_net = None, d, caps
+    cdef object pf_mac = None, serial = None, address, entry
+    cdef list ints = []
+    for i in range(n):
+        p = parent[i]
+        if p != last and kind[i] == 2 and p >= 0 and vendor[i] >= 0 and device[i] >= 0:
+            entry = shared.get(p)
+            if entry is None:
+                entry = template_of(p, vendor[i], device[i], numa[i])
+                shared[p] = entry
+            template, template_net, t_vendor, t_device, t_numa, pf_mac, serial = entry
+            last = p
+        v = vf_num[i]
+        if (p == last and vendor[i] == t_vendor and device[i] == t_device and numa[i] == t_numa
+                and v >= 0 and i not in own_vpd):
+            d = PyDict_Copy(template_net if flags[i] & netdev_flag else template)
+            address = PyUnicode_Substring(text, offsets[i], offsets[i + 1] - 1)
+            PyDict_SetItem(d, "dev_id", _dev_id(text, offsets[i], offsets[i + 1] - 1))
+            PyDict_SetItem(d, "address", address)
+            if pf_mac is not None:
+                while len(ints) <= v:  # one int object per VF number, shared (ints are immutable)
+                    ints.append(len(ints))
+                caps = {"sriov": {"pf_mac_address": pf_mac, "vf_num": ints[v]}}
+                if serial:
+                    caps["vpd"] = {"card_serial_number": serial}
+                PyDict_SetItem(d, "capabilities", caps)
+            elif serial:
+                PyDict_SetItem(d, "capabilities", {"vpd": {"card_serial_number": serial}})
+            PyList_Append(out, d)
+        elif vendor[i] >= 0 and device[i] >= 0:
+            PyList_Append(out, row_dict(i))
+    return out
