@@ -7,11 +7,22 @@ work), and its capabilities. Everything else about the dicts (the keys, their or
 template holds) is the model's: `build` calls back into it for the templates and for the few
 rows that are not such VFs (PFs, plain functions, VFs read one by one). Every dict, and every
 dict in it, is new: callers may change what they get.
+
+A VF's dicts hold only strings, ints, None and each other, so no reference cycle can run through
+them as built: the VF dict and its ``capabilities`` are left untracked by the cyclic GC, as
+CPython itself leaves a dict of strings and ints (``sriov`` and ``vpd`` are). Otherwise every
+scan would hand the collector two containers per VF to traverse, again and again, in an agent
+whose heap is large (docs/nova-contract.md, "Memory and the garbage collector"). A dict tracks
+itself again as soon as a container is stored in it.
 """
 
 from cpython.dict cimport PyDict_Copy, PyDict_SetItem
 from cpython.list cimport PyList_Append
 from cpython.unicode cimport PyUnicode_Substring
+
+cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(void* op)
+    int PyObject_GC_IsTracked(object op)
 
 cdef extern from "Python.h":
     object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
@@ -54,7 +65,7 @@ def build(str text, const int[:] offsets, const int[:] vendor, const int[:] devi
     cdef int last = -2, p, v, t_vendor = -1, t_device = -1, t_numa = -1
     cdef list out = []
     cdef dict shared = {}
-    cdef dict template = None, template_net = None, d, caps
+    cdef dict template = None, template_net = None, base, d, caps
     cdef object pf_mac = None, serial = None, address, entry
     cdef list ints = []
     for i in range(n):
@@ -69,7 +80,8 @@ def build(str text, const int[:] offsets, const int[:] vendor, const int[:] devi
         v = vf_num[i]
         if (p == last and vendor[i] == t_vendor and device[i] == t_device and numa[i] == t_numa
                 and v >= 0 and i not in own_vpd):
-            d = PyDict_Copy(template_net if flags[i] & netdev_flag else template)
+            base = template_net if flags[i] & netdev_flag else template
+            d = PyDict_Copy(base)
             address = PyUnicode_Substring(text, offsets[i], offsets[i + 1] - 1)
             PyDict_SetItem(d, "dev_id", _dev_id(text, offsets[i], offsets[i + 1] - 1))
             PyDict_SetItem(d, "address", address)
@@ -79,9 +91,14 @@ def build(str text, const int[:] offsets, const int[:] vendor, const int[:] devi
                 caps = {"sriov": {"pf_mac_address": pf_mac, "vf_num": ints[v]}}
                 if serial:
                     caps["vpd"] = {"card_serial_number": serial}
+                PyObject_GC_UnTrack(<void*>caps)
                 PyDict_SetItem(d, "capabilities", caps)
             elif serial:
-                PyDict_SetItem(d, "capabilities", {"vpd": {"card_serial_number": serial}})
+                caps = {"vpd": {"card_serial_number": serial}}
+                PyObject_GC_UnTrack(<void*>caps)
+                PyDict_SetItem(d, "capabilities", caps)
+            if not PyObject_GC_IsTracked(base):  # the template holds no container
+                PyObject_GC_UnTrack(<void*>d)
             PyList_Append(out, d)
         elif vendor[i] >= 0 and device[i] >= 0:
             PyList_Append(out, row_dict(i))

@@ -1518,6 +1518,66 @@ static int start(walker *w, const char *root)
     return 0;
 }
 
+/* A result whose walk failed: everything but the error and the counters goes. */
+static fv_result *finish_failed(fv_result *r)
+{
+    free(r->devices);
+    free(r->problems);
+    free(r->addresses);
+    free(r->inodes);
+    free(r->probes);
+    free(r->strings);
+    free(r->columns);
+    free(r->address_offsets);
+    free(r->extra_rows);
+    r->devices = NULL;
+    r->problems = NULL;
+    r->addresses = NULL;
+    r->inodes = NULL;
+    r->probes = NULL;
+    r->strings = NULL;
+    r->columns = r->address_offsets = r->extra_rows = NULL;
+    r->n_listed = -1;
+    r->n_probes = r->n_extra = 0;
+    r->class_net_off = r->class_net_len = -1;
+    r->addresses_len = 0;
+    r->n_devices = r->n_problems = 0;
+    r->strings_len = 0;
+    return r;
+}
+
+/* The devices field by field too, where each address starts, and the rows with a string (see
+ * fv_result): what a decoder needs without walking the records. 0, or -1 out of memory. */
+static int by_columns(fv_result *r)
+{
+    size_t n = (size_t)r->n_devices;
+    if (n == 0)
+        return 0;
+    r->columns = malloc(n * FV_N_INTS * sizeof(int32_t));
+    r->address_offsets = malloc((n + 1) * sizeof(int32_t));
+    r->extra_rows = malloc(n * sizeof(int32_t));
+    if (!r->columns || !r->address_offsets || !r->extra_rows)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const int32_t *rec = &r->devices[i].vendor;
+        for (size_t k = 0; k < FV_N_INTS; k++)
+            r->columns[k * n + i] = rec[k];
+        const fv_device *d = &r->devices[i];
+        if (d->driver_off >= 0 || d->netdev_off >= 0 || d->vpd_off >= 0)
+            r->extra_rows[r->n_extra++] = (int32_t)i;
+    }
+    /* the names are separated by one newline: each starts after the one before; the last
+     * "offset" is where a name after the last would start */
+    size_t i = 0;
+    r->address_offsets[0] = 0;
+    for (int64_t k = 0; k < r->addresses_len && i < n; k++)
+        if (r->addresses[k] == '\n')
+            r->address_offsets[++i] = (int32_t)(k + 1);
+    while (i < n)
+        r->address_offsets[++i] = (int32_t)r->addresses_len + 1;
+    return 0;
+}
+
 /* Hand over the buffers to the result (or drop them all on failure) and release the rest. */
 static fv_result *finish(walker *w)
 {
@@ -1545,27 +1605,14 @@ static fv_result *finish(walker *w)
         r->error = w->oom == 2 ? FV_E_TOO_BIG : FV_E_NOMEM;
     if (r->error) {
         free(w->str.p);
-        free(r->devices);
-        free(r->problems);
-        free(r->addresses);
-        free(r->inodes);
-        free(r->probes);
-        r->devices = NULL;
-        r->problems = NULL;
-        r->addresses = NULL;
-        r->inodes = NULL;
-        r->probes = NULL;
-        r->n_listed = -1;
-        r->n_probes = 0;
-        r->class_net_off = r->class_net_len = -1;
-        r->addresses_len = 0;
-        r->n_devices = r->n_problems = 0;
-        r->strings = NULL;
-        r->strings_len = 0;
-        return r;
+        return finish_failed(r);
     }
     r->strings = w->str.p;
     r->strings_len = (int64_t)w->str.len;
+    if (by_columns(r)) {
+        r->error = FV_E_NOMEM;
+        return finish_failed(r);
+    }
     return r;
 }
 
@@ -1955,5 +2002,8 @@ void fv_free(fv_result *r)
     free(r->strings);
     free(r->inodes);
     free(r->probes);
+    free(r->columns);
+    free(r->address_offsets);
+    free(r->extra_rows);
     free(r);
 }

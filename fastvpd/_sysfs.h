@@ -32,6 +32,9 @@
 #define FV_ATTR_CAP 4096
 #define FV_VPD_CAP 32768
 
+/* The int fields of an fv_device, vendor to flags (fv_result.columns). */
+#define FV_N_INTS 13
+
 /* fv_device.kind */
 #define FV_KIND_PLAIN 0
 #define FV_KIND_PF 1
@@ -186,6 +189,13 @@ typedef struct fv_result {
     int32_t class_net_off, class_net_len;
     fv_pf_probe *probes; /* fv_probe: one per PF asked about (devices[i] has its driver, net) */
     int32_t n_probes;
+    /* The same devices for a decoder that reads columns: the 13 int fields of devices[] field by
+     * field (columns[k * n_devices + i]), where each name starts in `addresses`
+     * (address_offsets[i], n_devices + 1 of them), and the rows that have a string (n_extra). */
+    int32_t *columns;
+    int32_t *address_offsets;
+    int32_t *extra_rows;
+    int32_t n_extra;
 } fv_result;
 
 /* Walk <root>/bus/pci/devices. Returns NULL only when the result itself cannot be allocated. */

@@ -48,19 +48,20 @@ holds the syscalls made, by name, and their ``total``.
 
 from __future__ import annotations
 
+import bisect
 import errno as _errno
 import os
 import re
 import struct
 from array import array
-from collections.abc import Iterable, MutableSequence
-from itertools import count
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Iterator, MutableSequence, Sequence
+from itertools import accumulate
+from typing import Any, NamedTuple, overload
 
 from ._sysfs import ffi, lib
 from .errors import SysfsError
 
-__all__ = ["DEVICE_FIELDS", "Columns", "Walk", "walk", "details", "root_path", "to_rows",
+__all__ = ["DEVICE_FIELDS", "Addresses", "address_order", "Columns", "Walk", "walk", "details", "root_path", "to_rows",
            "from_rows", "shown", "Probe", "PfProbe", "probe", "same", "agrees", "read_problem"]
 
 DEVICE_FIELDS = (
@@ -151,7 +152,7 @@ assert Columns._fields == DEVICE_FIELDS[1:1 + _N_INTS]
 class Walk(NamedTuple):
     """The flat result of one walk (see the module docstring for the layouts)."""
 
-    addresses: list[str]
+    addresses: Addresses
     columns: Columns
     extras: dict[int, Extra]
     factless: list[int]
@@ -173,7 +174,83 @@ class Walk(NamedTuple):
         return to_rows(self.addresses, self.columns, self.extras)
 
 
-def to_rows(addresses: list[str], columns: Columns,
+def address_order(address: str) -> tuple[int, str]:
+    """Sort key putting canonical addresses in numeric order: the domain is the only part whose
+    width varies (4 hex digits, more only above ffff), so a longer address is a higher domain."""
+    return len(address), address
+
+
+class Addresses(Sequence[str]):
+    """Addresses in address order as one text: a few bytes a row rather than a str object per
+    VF, as the walker returns them; a row's address is a slice, and a lookup a binary search."""
+
+    __slots__ = ("text", "offsets")
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        names = list(names)
+        self.text = "\n".join(names) + "\n" if names else ""
+        # row i is text[offsets[i]:offsets[i + 1] - 1]
+        self.offsets = array("i", accumulate(map((1).__add__, map(len, names)), initial=0))
+
+    @classmethod
+    def joined(cls, text: str, offsets: array[int]) -> Addresses:
+        """From the text (each name followed by a newline) and the n + 1 row offsets as is."""
+        self = cls.__new__(cls)
+        self.text, self.offsets = text, offsets
+        return self
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("address row out of range")
+        o = self.offsets
+        return self.text[o[i]:o[i + 1] - 1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.text[:-1].split("\n")) if self.text else iter(())
+
+    def __contains__(self, address: object) -> bool:
+        return isinstance(address, str) and self.find(address) is not None
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Addresses):
+            return self.text == other.text
+        if isinstance(other, (list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Addresses({list(self)!r})"
+
+    def index(self, address: Any, start: int = 0, stop: int | None = None) -> int:
+        i = self.find(address) if isinstance(address, str) else None
+        if i is None or i < start or (stop is not None and i >= stop):
+            raise ValueError(f"{address!r} is not in the addresses")
+        return i
+
+    def find(self, address: str) -> int | None:
+        """The row of ``address``, None when it has none."""
+        n = len(self)
+        i = bisect.bisect_left(self, address_order(address), hi=n, key=address_order)
+        return i if i < n and self[i] == address else None
+
+
+def to_rows(addresses: Sequence[str], columns: Columns,
             extras: dict[int, Extra]) -> list[tuple[Any, ...]]:
     """The devices as one tuple each, fields in `DEVICE_FIELDS` order."""
     return [(a, *ints, *extras.get(i, NO_EXTRA))
@@ -277,22 +354,29 @@ def _text(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
 
 
-def _decode_devices(res: Any, strings: bytes) -> tuple[list[str], Columns, dict[int, Extra]]:
-    """Addresses, int columns and the strings of the devices that have any (see the docstring)."""
+def _decode_devices(res: Any, strings: bytes) -> tuple[Addresses, Columns, dict[int, Extra]]:
+    """Addresses, int columns and the strings of the devices that have any (see the docstring).
+
+    The C side hands them over as the decoder wants them (fv_result.columns): one copy per
+    column, no int or str object per row, and only the rows with strings visited."""
     n = res.n_devices
-    # One text, a newline between two names: one decode and one split for every device.
-    addresses = (ffi.buffer(res.addresses, res.addresses_len)[:].decode("ascii")
-                 .split("\n") if n else [])
-    ints = memoryview(ffi.buffer(res.devices, n * _DEV_SIZE)[:]).cast("i")
-    # typed columns (4 bytes a row, no int object per cell): thousands of VFs cost little
-    columns = Columns._make(array("i", ints[k::_DEV_INTS].tobytes()) for k in range(_N_INTS))
-    extras: dict[int, Extra] = {}
-    # Offsets are -1 (nothing read) or >= 0: most rows, the inferred VFs, have all three -1.
-    for i, d, nd, v in zip(count(), ints[_DRV::_DEV_INTS], ints[_NET::_DEV_INTS],
-                           ints[_VPD::_DEV_INTS]):
-        if d >= 0 or nd >= 0 or v >= 0:
-            extras[i] = _extra(strings, *ints[i * _DEV_INTS + _DRV:(i + 1) * _DEV_INTS])
-    return addresses, columns, extras
+    if n == 0:
+        return Addresses(), Columns._make(array("i") for _ in range(_N_INTS)), {}
+    text = ffi.buffer(res.addresses, res.addresses_len)[:].decode("ascii") + "\n"
+    offsets = array("i")
+    offsets.frombytes(ffi.buffer(res.address_offsets, (n + 1) * 4))
+    cells = memoryview(ffi.buffer(res.columns, _N_INTS * n * 4))
+    columns = Columns._make(_column(cells[k * n * 4:(k + 1) * n * 4]) for k in range(_N_INTS))
+    ints = memoryview(ffi.buffer(res.devices, n * _DEV_SIZE)).cast("i")
+    extras = {i: _extra(strings, *ints[i * _DEV_INTS + _DRV:(i + 1) * _DEV_INTS])
+              for i in ffi.unpack(res.extra_rows, res.n_extra)}
+    return Addresses.joined(text, offsets), columns, extras
+
+
+def _column(cells: memoryview) -> array[int]:
+    column = array("i")
+    column.frombytes(cells)
+    return column
 
 
 def _extra(strings: bytes, d_off: int, d_len: int, n_off: int, n_len: int, v_off: int,
@@ -311,7 +395,7 @@ def _extra(strings: bytes, d_off: int, d_len: int, n_off: int, n_len: int, v_off
 
 
 def _decode_problems(res: Any, strings: bytes, base: str,
-                     addresses: list[str]) -> list[tuple[int, str, str, str]]:
+                     addresses: Sequence[str]) -> list[tuple[int, str, str, str]]:
     out: list[tuple[int, str, str, str]] = []
     n = res.n_problems
     if n == 0:
@@ -424,8 +508,7 @@ def _rewalk_args(listing: tuple[list[str], list[int]] | None,
         args.listing, args.listing_len, args.listing_inodes = names, len(text), inodes
     if reuse is not None and reuse[1]:
         prev, wanted = reuse
-        wanted_set = set(wanted)
-        rows = {a: i for i, a in enumerate(prev.addresses) if a in wanted_set}
+        rows = {a: i for a in wanted if (i := prev.addresses.find(a)) is not None}
         packed = b"".join(struct.pack(_DEV_FMT, *(col[rows[a]] for col in prev.columns),
                                       -1, -1, -1, -1, -1, -1) for a in wanted)
         text = "\n".join(wanted).encode("ascii")
@@ -438,7 +521,7 @@ def _rewalk_args(listing: tuple[list[str], list[int]] | None,
     return args, keep, rows
 
 
-def _fill_reused(prev: Walk, rows: dict[str, int], addresses: list[str], columns: Columns,
+def _fill_reused(prev: Walk, rows: dict[str, int], addresses: Sequence[str], columns: Columns,
                  extras: dict[int, Extra], problems: list[tuple[int, str, str, str]]) -> None:
     """Give the rows the C walk copied (`F_REUSED`) their strings and problems from ``prev``,
     and drop the flag: the rows are then what reading the devices would have given."""

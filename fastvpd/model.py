@@ -22,6 +22,7 @@ from typing import Any, overload
 
 from . import _nova, _walk
 from .errors import DeviceNotFound, NetdevNotFound
+from ._walk import address_order
 from .vpd import Vpd, parse_vpd
 
 __all__ = ["PciAddress", "PciDevice", "DeviceFacts", "Inventory", "TYPE_PCI", "TYPE_PF",
@@ -218,54 +219,6 @@ def _key(address: object) -> str:
     return str(address) if isinstance(address, PciAddress) else address  # type: ignore[return-value]
 
 
-def address_order(address: str) -> tuple[int, str]:
-    """Sort key putting canonical addresses in numeric order: the domain is the only part whose
-    width varies (4 hex digits, more only above ffff), so a longer address is a higher domain."""
-    return len(address), address
-
-
-class _Addresses(Sequence[str]):
-    """An inventory's addresses, in address order, as one text: a few bytes a row rather than a
-    str object per VF; a row's address is a slice, and a lookup a binary search."""
-
-    __slots__ = ("text", "offsets")
-
-    def __init__(self, names: Iterable[str]) -> None:
-        names = list(names)
-        self.text = "\n".join(names) + "\n" if names else ""
-        # row i is text[offsets[i]:offsets[i + 1] - 1]
-        self.offsets = array("i", accumulate(map((1).__add__, map(len, names)), initial=0))
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[str]: ...
-
-    def __getitem__(self, i: int | slice) -> str | list[str]:
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError("address row out of range")
-        o = self.offsets
-        return self.text[o[i]:o[i + 1] - 1]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.text[:-1].split("\n")) if self.text else iter(())
-
-    def find(self, address: str) -> int | None:
-        """The row of ``address``, None when it has none."""
-        n = len(self)
-        i = bisect.bisect_left(self, address_order(address), hi=n, key=address_order)
-        return i if i < n and self[i] == address else None
-
-
 _HEX4: dict[int, str] = {}
 
 
@@ -290,14 +243,15 @@ class Inventory(Mapping[str, PciDevice]):
     ``counters`` the syscalls the walk made.
     """
 
-    def __init__(self, addresses: list[str], columns: _walk.Columns,
+    def __init__(self, addresses: Sequence[str], columns: _walk.Columns,
                  extras: Mapping[int, _walk.Extra], device_problems: Mapping[int, tuple[str, ...]],
                  host_problems: tuple[str, ...] = (), counters: Mapping[str, int] | None = None,
                  sysfs: str | None = None, details_loader: Any = None,
                  strict_vpd: bool = False) -> None:
         """From the walker's columns (fastvpd._walk), device ``i`` being ``addresses[i]``."""
         self.strict_vpd = strict_vpd
-        self._addresses = _Addresses(addresses)
+        self._addresses = (addresses if isinstance(addresses, _walk.Addresses)
+                           else _walk.Addresses(addresses))
         self._cols = _walk.Columns._make(c if isinstance(c, array) else array("i", c)
                                          for c in columns)
         self._extras = dict(extras)

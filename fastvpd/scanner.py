@@ -15,7 +15,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +59,8 @@ def _inventory(walk: _walk.Walk, root: str, *, strict_vpd: bool,
     """The inventory of a walk; ``vpd`` (row -> raw VPD, problem texts) stands in for the VPD
     the walk did not read (the Scanner reads it in the background). Each device's problems are
     in the order of the attributes they concern, however they were found."""
-    addresses, columns, extras = walk.addresses, walk.columns, walk.extras
+    addresses: Sequence[str] = walk.addresses
+    columns, extras = walk.columns, walk.extras
     if vpd:
         extras = dict(extras)
         for row, (data, _) in vpd.items():
@@ -395,10 +396,10 @@ class Scanner:
         prev = state.walk
         dirty = set(hint or ())
         if hint:
-            index = {a: i for i, a in enumerate(prev.addresses)}
             c = prev.columns
-            dirty.update(prev.addresses[c.parent[index[a]]] for a in hint
-                         if a in index and c.parent[index[a]] >= 0)
+            rows = (prev.addresses.find(a) for a in hint)
+            dirty.update(prev.addresses[c.parent[i]] for i in rows
+                         if i is not None and c.parent[i] >= 0)
         if probe is not None:
             now, before = _walk.pf_probes(probe), _walk.pf_probes(state.baseline)
             dirty.update(a for (a, _), x, y in zip(state.pfs, now, before) if x != y)

@@ -1021,7 +1021,7 @@ def test_rewalk_with_a_listing_names_what_is_new(tmp_path: Path) -> None:
     name that is not there is gone."""
     t = _sriov_host(tmp_path, 1, 2)
     first = _walk.walk(t.root, read_vpd=False)
-    names = first.addresses + ["0000:7f:00.0"]
+    names = [*first.addresses, "0000:7f:00.0"]
     w = _walk.walk(t.root, read_vpd=False, listing=(names, [0] * len(names)))
     assert w.inodes[:len(first.inodes)] == first.inodes
     assert rows_by_address(w)["0000:7f:00.0"][FLAGS] & F_GONE
