@@ -19,7 +19,7 @@ tree as built (`BuiltHost.expected()` through tests/reference/scan.py's `to_nova
 included. Memory (tracemalloc, outside the timings): bytes and blocks per VF still allocated after
 ``scan()`` (the Inventory), after ``to_nova()`` and after the floor builder.
 
-The 32x2048 host (65536 VFs, two PCI domains) takes about 1.2 million inodes and 3 GB of tmpfs: it
+The 32x2048 host (65536 VFs, two PCI domains) takes about 1.2 million inodes and 2.5 GB of tmpfs: it
 is built once per session, after the smaller hosts are removed, and always removed at the end.
 Run: python benchmarks/report.py bench_scan.py   (writes benchmarks/RESULTS.md)
 """

@@ -67,8 +67,7 @@ def scan_sizes(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
         m = s["median"]
         c_parts = [m[k] for k in ("floor-list", "floor-probe") if k in m]
         if c_parts and "floor-builder" in m:
-            s["floor_c"] = "floor-probe" if m.get("floor-probe", 1e99) <= m.get("floor-list", 1e99) \
-                else "floor-list"
+            s["floor_c"] = min((k for k in ("floor-list", "floor-probe") if k in m), key=m.get)
             m["floor"] = min(c_parts) + m["floor-builder"]
     return out
 
@@ -148,12 +147,13 @@ def plot(sizes: list[dict[str, Any]], path: pathlib.Path) -> None:
         bars = right.bar(xs, ys, width, label=label)
         blocks = [s["info"].get(impl, {}).get(key.replace("B/VF", "blocks/VF")) for s in sizes
                   if s["info"].get(impl, {}).get(key) is not None]
-        right.bar_label(bars, [f"{v:.0f} B\n{b:.2f} blocks" if b is not None else f"{v:.0f} B"
-                               for v, b in zip(ys, blocks)], fontsize=7)
+        right.bar_label(bars, [f"{v:.0f} B, {b:.2f} blocks" if b is not None else f"{v:.0f} B"
+                               for v, b in zip(ys, blocks)], fontsize=7, rotation=90, padding=3)
     right.set_xticks(range(len(sizes)), [s["shape"] for s in sizes])
     right.set(ylabel="bytes per VF still allocated (tracemalloc)", title="memory per VF")
     right.axhline(150, color="#2a7ab0", linestyle=":", linewidth=1, label="Inventory goal")
-    right.legend(fontsize=8)
+    right.set_ylim(0, 1.8 * max([150] + [p.get_height() for p in right.patches]))
+    right.legend(fontsize=8, loc="upper left", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -168,7 +168,8 @@ def scan_section(sizes: list[dict[str, Any]], png: str | None) -> list[str]:
     lines = ["## Scan: time per VF", "",
              "Median time divided by the VFs of the host. The floor is the cheaper of floor-list "
              "and floor-probe plus floor-builder, all measured in this run.", "",
-             "| host | VFs | " + " | ".join(impls) + " | fastvpd / python-linear | fastvpd / floor |",
+             "| host | VFs | " + " | ".join(impls)
+             + " | fastvpd / python-linear | fastvpd / floor |",
              "|---|---|" + "---|" * (len(impls) + 2)]
     for s in sizes:
         m = s["median"]
@@ -198,20 +199,25 @@ def scan_section(sizes: list[dict[str, Any]], png: str | None) -> list[str]:
                          f"| {m['fastvpd-to_nova'] / m['floor-builder']:.2f} |")
     lines += ["", "## Scan: memory and system calls per VF", "",
               "| host | Inventory B/VF (blocks) | to_nova() B/VF (blocks) | floor builder B/VF "
-              "(blocks) | fastvpd syscalls/VF | floor-list | floor-probe |", "|---|---|---|---|---|---|---|"]
+              "(blocks) | fastvpd syscalls/VF | floor-list | floor-probe |",
+              "|---|---|---|---|---|---|---|"]
     for s in sizes:
         inf = s["info"]
         f, b = inf.get("fastvpd", {}), inf.get("floor-builder", {})
 
         def pair(d: dict[str, Any], key: str) -> str:
-            return f"{d[key + ' B/VF']:.0f} ({d[key + ' blocks/VF']:.2f})" if key + " B/VF" in d else "-"
+            if key + " B/VF" not in d:
+                return "-"
+            return f"{d[key + ' B/VF']:.0f} ({d[key + ' blocks/VF']:.2f})"
 
-        sc = [str(inf.get(i, {}).get("syscalls per VF", "-")) for i in ("fastvpd", "floor-list", "floor-probe")]
+        sc = [str(inf.get(i, {}).get("syscalls per VF", "-"))
+              for i in ("fastvpd", "floor-list", "floor-probe")]
         lines.append(f"| {s['shape']} | {pair(f, 'Inventory')} | {pair(f, 'to_nova')} | "
                      f"{pair(b, 'builder')} | " + " | ".join(sc) + " |")
     table = goals(sizes)
     if table:
-        lines += ["", "## Goals (issue #12)", "", "| goal | measured | goal | |", "|---|---|---|---|"]
+        lines += ["", "## Goals (issue #12)", "", "| goal | measured | goal | |",
+                  "|---|---|---|---|"]
         for name, measured, want, met in table:
             lines.append(f"| {name} | {measured} | {want} | {'met' if met else 'MISSED'} |")
     if png:

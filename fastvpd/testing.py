@@ -275,7 +275,8 @@ class HostSpec:
         if not 0 <= self.domain <= 0xFFFFFFFF:
             raise ValueError(f"domain {self.domain:#x} is outside 0..0xffffffff")
         if self.domains < 1 or self.domain + self.domains - 1 > 0xFFFFFFFF:
-            raise ValueError(f"domains must be >= 1 and end at 0xffffffff, not {self.domains}")
+            raise ValueError(f"domains must be >= 1, the last one at most 0xffffffff, not "
+                             f"{self.domains}")
         if not 1 <= self.first_bus <= 0xFF:
             raise ValueError("first_bus must be 1..0xff (bus 0 holds the root ports)")
         if len(self.dpus) + len(self.nics) + len(self.others) > 31 * 8 * self.domains:
@@ -628,7 +629,8 @@ class _Builder:
                 vf_nets: list[tuple[str, str]] = []
                 if spec.vf_netdevs:
                     self.vf_mac += 1
-                    vf_nets = [(f"{_en(self.domain)}{bus}s{pf_slot}f{i}v{n}", _mac(_VF_PREFIX, self.vf_mac))]
+                    vf_if = f"{_en(self.domain)}{bus}s{pf_slot}f{i}v{n}"
+                    vf_nets = [(vf_if, _mac(_VF_PREFIX, self.vf_mac))]
                 vf_path = self.function(
                     port_dir, vf_addr, vendor=spec.vendor_id, device=spec.vf_device_id,
                     sub_vendor=spec.subsystem_vendor_id, sub_device=spec.subsystem_device_id,

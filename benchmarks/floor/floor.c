@@ -57,7 +57,8 @@ static char facts[MAX_FUNCS * 256];
 static size_t facts_len;
 static char addrs[MAX_DOMAINS * KEYS_PER_DOMAIN * 17];
 static size_t addrs_len;
-static int32_t rows[MAX_DOMAINS * KEYS_PER_DOMAIN * 4]; /* function index or -1, PF, vf_num, netdev */
+/* per row: function index (-1 for a VF), its PF, its vf_num, whether it owns a netdev */
+static int32_t rows[MAX_DOMAINS * KEYS_PER_DOMAIN * 4];
 static int32_t nrows;
 static int32_t nfuncs;
 static int32_t func_key[MAX_FUNCS];
@@ -95,8 +96,17 @@ static void fds_close(void)
     nfds = 0;
 }
 static ssize_t x_read(int fd, void *b, size_t n) { cnt[C_READ]++; return read(fd, b, n); }
-static long x_getdents(int fd, void *b, size_t n) { cnt[C_GETDENTS]++; return syscall(SYS_getdents64, fd, b, n); }
-static ssize_t x_readlinkat(int dfd, const char *p, char *b, size_t n) { cnt[C_READLINKAT]++; return readlinkat(dfd, p, b, n); }
+static long x_getdents(int fd, void *b, size_t n)
+{
+    cnt[C_GETDENTS]++;
+    return syscall(SYS_getdents64, fd, b, n);
+}
+
+static ssize_t x_readlinkat(int dfd, const char *p, char *b, size_t n)
+{
+    cnt[C_READLINKAT]++;
+    return readlinkat(dfd, p, b, n);
+}
 
 static int hexval(int c)
 {
@@ -315,7 +325,8 @@ static void read_function(int devfd, long key, int probe)
         offset = num_attr(dfd, "sriov_offset", 10);
         stride = num_attr(dfd, "sriov_stride", 10);
         char b[16];
-        if (read_attr(dfd, "sriov_vf_device", b, sizeof b) > 0) snprintf(vfdev, sizeof vfdev, "%s", b);
+        if (read_attr(dfd, "sriov_vf_device", b, sizeof b) > 0)
+            snprintf(vfdev, sizeof vfdev, "%s", b);
     }
     ssize_t dl = x_readlinkat(dfd, "driver", path, sizeof path - 1);
     const char *drv = "-";

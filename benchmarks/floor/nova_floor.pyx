@@ -24,9 +24,10 @@ def build(list runs, Py_ssize_t n_rows):
     A run is ``(0, template, caps)`` for a PF or plain function (``caps`` is None or its
     ``capabilities`` dict, copied two levels deep) or ``(1, addresses, start, width, dev_ids,
     dev_start, dev_width, count, plain, with_ifname, netdev, vf_nums, pf_mac, serial)`` for
-    `count` VFs of one PF: the address of VF ``j`` is ``addresses[start + j * (width + 1):][:width]``
-    (the ``dev_id``s likewise), ``netdev[j]`` says whether it owns a netdev (then its dict is a
-    copy of `with_ifname`), ``vf_nums[j]`` is its number.
+    `count` VFs of one PF: the address of VF ``j`` is
+    ``addresses[start + j * (width + 1):][:width]`` (the ``dev_id``s likewise), ``netdev[j]``
+    says whether it owns a netdev (then its dict is a copy of `with_ifname`), ``vf_nums[j]`` is
+    its number.
     """
     cdef list out = PyList_New(n_rows)
     cdef Py_ssize_t row = 0, j, count, a, w, da, dw
