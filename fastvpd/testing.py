@@ -254,6 +254,10 @@ class HostSpec:
     (``numa_nodes=0``: every ``numa_node`` file says -1). With ``bridges=True`` the root ports are
     PCI functions too (class 0x060400, driver pcieport), as on real hosts. `domain` may be above
     ffff, as behind an Intel VMD (``10000:e1:00.0``: the kernel prints the domain with ``%04x``).
+    With ``domains`` above 1 the host may span the PCI domains ``domain``, ``domain + 1``, ...: a
+    group whose buses do not fit in what is left of one domain goes to the next one, from
+    `first_bus` on, behind that domain's own root complex ``pci<DDDD>:00`` (16 DPUs with 4096 VFs
+    each need 272 buses; one card never spans two domains).
     """
 
     dpus: Sequence[DpuSpec] = ()
@@ -263,16 +267,20 @@ class HostSpec:
     domain: int = 0
     first_bus: int = 0x03
     bridges: bool = False
+    domains: int = 1
 
     def __post_init__(self) -> None:
         for name in ("dpus", "nics", "others"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if not 0 <= self.domain <= 0xFFFFFFFF:
             raise ValueError(f"domain {self.domain:#x} is outside 0..0xffffffff")
+        if self.domains < 1 or self.domain + self.domains - 1 > 0xFFFFFFFF:
+            raise ValueError(f"domains must be >= 1, the last one at most 0xffffffff, not "
+                             f"{self.domains}")
         if not 1 <= self.first_bus <= 0xFF:
             raise ValueError("first_bus must be 1..0xff (bus 0 holds the root ports)")
-        if len(self.dpus) + len(self.nics) + len(self.others) > 31 * 8:
-            raise ValueError("at most 248 cards/devices (root ports on bus 0)")
+        if len(self.dpus) + len(self.nics) + len(self.others) > 31 * 8 * self.domains:
+            raise ValueError("at most 248 cards/devices per domain (root ports on bus 0)")
 
 
 # -- what was built -------------------------------------------------------------------------------
@@ -470,8 +478,10 @@ class _Builder:
         self.spec = spec
         self.functions: dict[str, BuiltFunction] = {}
         self.cards: list[BuiltCard] = []
+        self.domain = spec.domain
         self.dom = "%04x" % spec.domain
         self.complex_dir = f"{root}/devices/pci{self.dom}:00"
+        self.ports = 0  # root ports taken in the current domain
         self.bus_dir = f"{root}/bus/pci/devices/"
         self.drivers: set[str] = set()
         self.hw_mac = 0
@@ -491,9 +501,25 @@ class _Builder:
         n = self.spec.numa_nodes
         return self.group % n if n > 0 else -1
 
+    def place(self, buses: int) -> None:
+        """Go on in the next domain when a group of `buses` buses, or its root port, does not fit
+        in what is left of the current one and the host may span another (HostSpec.domains)."""
+        fits = self.next_bus + buses - 1 <= 0xFF and self.ports < 31 * 8
+        if fits or self.domain == self.spec.domain + self.spec.domains - 1:
+            return
+        self.domain += 1
+        self.dom = "%04x" % self.domain
+        self.complex_dir = f"{self.root}/devices/pci{self.dom}:00"
+        os.makedirs(self.complex_dir)
+        self.next_bus = self.spec.first_bus
+        self.ports = 0
+
     def port(self) -> tuple[str, str]:
         """A new root port for the next group: (its address, its directory)."""
-        slot, fn = 1 + self.group // 8, self.group % 8
+        if self.ports >= 31 * 8:
+            raise ValueError(f"more than 248 root ports in domain {self.dom}")
+        slot, fn = 1 + self.ports // 8, self.ports % 8
+        self.ports += 1
         address = f"{self.dom}:00:{slot:02x}.{fn}"
         path = f"{self.complex_dir}/{address}"
         os.mkdir(path)
@@ -549,19 +575,20 @@ class _Builder:
     # groups
     def dpu(self, index: int, spec: DpuSpec) -> None:
         numa_node = self.numa(spec.numa_node)
-        port_addr, port_dir = self.port()
-        self.bridge(port_addr, port_dir, numa_node)
-        bus = self.next_bus
-        base = bus << 8
         total = spec.sriov_totalvfs
         stride = spec.vf_stride
         npf = spec.pfs
         # PF i is function i of slot 0; its VFs take the RIDs from base + npf + i*total*stride on
         # (offset_i = npf - i + i*total*stride), so the cards' VF ranges never overlap.
-        last_rid = base + npf - 1
+        span = npf - 1
         if total:
-            last_rid = base + npf + ((npf - 1) * total + (total - 1)) * stride
-        buses = self.take_buses(base, last_rid)
+            span = npf + ((npf - 1) * total + (total - 1)) * stride
+        self.place((span >> 8) + 1)
+        port_addr, port_dir = self.port()
+        self.bridge(port_addr, port_dir, numa_node)
+        bus = self.next_bus
+        base = bus << 8
+        buses = self.take_buses(base, base + span)
         serial = spec.serial if spec.serial is not None else dpu_serial(index)
         blob = _dpu_vpd(spec, serial) if spec.vpd else None
         own_serial = _serial_of(blob)
@@ -573,10 +600,10 @@ class _Builder:
         all_vfs: list[str] = []
         for i in range(npf):
             pf_rid = base + i
-            pf_addr = address_of_rid(self.spec.domain, pf_rid)
+            pf_addr = address_of_rid(self.domain, pf_rid)
             pf_slot = (pf_rid >> 3) & 0x1F
             offset = npf - i + i * total * stride
-            pf_if = f"enp{bus}s{pf_slot}f{i}np{i}"
+            pf_if = f"{_en(self.domain)}{bus}s{pf_slot}f{i}np{i}"
             self.hw_mac += 1
             pf_mac = _mac(oui, self.hw_mac)
             pf_nets = [(pf_if, pf_mac)] if spec.pf_netdevs else []
@@ -597,12 +624,13 @@ class _Builder:
             has_vf_id = spec.sriov_files or spec.vfs_per_pf > 0
             vf_product = spec.vf_device_id.lower() if has_vf_id else None
             for n in range(spec.vfs_per_pf):
-                vf_addr = address_of_rid(self.spec.domain, pf_rid + offset + n * stride)
+                vf_addr = address_of_rid(self.domain, pf_rid + offset + n * stride)
                 vf_addrs.append(vf_addr)
                 vf_nets: list[tuple[str, str]] = []
                 if spec.vf_netdevs:
                     self.vf_mac += 1
-                    vf_nets = [(f"enp{bus}s{pf_slot}f{i}v{n}", _mac(_VF_PREFIX, self.vf_mac))]
+                    vf_if = f"{_en(self.domain)}{bus}s{pf_slot}f{i}v{n}"
+                    vf_nets = [(vf_if, _mac(_VF_PREFIX, self.vf_mac))]
                 vf_path = self.function(
                     port_dir, vf_addr, vendor=spec.vendor_id, device=spec.vf_device_id,
                     sub_vendor=spec.subsystem_vendor_id, sub_device=spec.subsystem_device_id,
@@ -637,6 +665,7 @@ class _Builder:
 
     def plain(self, spec: NicSpec | OtherSpec, index: int) -> None:
         numa_node = self.numa(spec.numa_node)
+        self.place(1)
         port_addr, port_dir = self.port()
         self.bridge(port_addr, port_dir, numa_node)
         bus = self.next_bus
@@ -653,7 +682,7 @@ class _Builder:
             nets: list[tuple[str, str]] = []
             if isinstance(spec, NicSpec) and spec.netdevs:
                 self.hw_mac += 1
-                nets = [(f"enp{bus}s0f{fn}", _mac(oui, self.hw_mac))]
+                nets = [(f"{_en(self.domain)}{bus}s0f{fn}", _mac(oui, self.hw_mac))]
             path = self.function(
                 port_dir, address, vendor=spec.vendor_id, device=spec.device_id,
                 sub_vendor=spec.subsystem_vendor_id, sub_device=spec.subsystem_device_id,
@@ -697,6 +726,12 @@ def _netdev(root: str, function_dir: str, ifname: str, mac: str) -> None:
     _put(f"{net}/{ifname}/address", mac.encode() + b"\n")
     os.symlink("../../../" + os.path.basename(function_dir), f"{net}/{ifname}/device")
     os.symlink(f"../../{function_dir}/net/{ifname}", f"{root}/class/net/{ifname}")
+
+
+def _en(domain: int) -> str:
+    """The start of a netdev name by its PCI path, as systemd names them: ``enp3s0f0`` in domain
+    0, ``enP1p3s0f0`` in domain 1."""
+    return "enp" if domain == 0 else f"enP{domain}p"
 
 
 def _numa(value: int) -> int | None:
@@ -1001,7 +1036,7 @@ def set_vf_count(host: BuiltHost, pf_address: str, count: int) -> Breakage:
         address = vf_address(pf_address, offset, stride, n)
         nets: list[tuple[str, str]] = []
         if spec.vf_netdevs:
-            nets = [(f"enp{int(bus, 16)}s{slot}f{fn}v{n}",
+            nets = [(f"{_en(int(domain, 16))}{int(bus, 16)}s{slot}f{fn}v{n}",
                      _mac(f"02:01:{pf.card:02x}", fn << 16 | n))]
         path = builder.function(
             os.path.dirname(pf.path), address, vendor=spec.vendor_id, device=spec.vf_device_id,

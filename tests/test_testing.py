@@ -242,6 +242,36 @@ def test_vf_rid_arithmetic_and_bus_spill(root, stride):
     assert reference.scan(root) == host.expected()
 
 
+def test_host_spans_two_domains(root):
+    """With domains=2 a card whose buses no longer fit in domain 0 goes on in domain 1, behind
+    that domain's own root complex, and the scan reads both domains."""
+    # one PF laid out for 0x7000 VFs takes 113 buses: two such cards fit in domain 0 (buses 3..228)
+    card = DpuSpec(pfs=1, vfs_per_pf=3, total_vfs=0x7000)
+    host = build_host(root, HostSpec(dpus=[card] * 3, nics=[NicSpec()], domains=2))
+    assert [c.pfs[0] for c in host.cards] == ["0000:03:00.0", "0000:74:00.0", "0001:03:00.0"]
+    assert host.cards[2].buses[0] == 3 and all(v.startswith("0001:") for v in host.cards[2].vfs)
+    nic = [a for a in host.addresses if host.functions[a].dev_type == "type-PCI"]
+    assert nic == ["0001:74:00.0"]  # the next group goes on in domain 1, on the next free bus
+    pf = host.functions["0001:03:00.0"]
+    assert pf.path == f"{root}/devices/pci0001:00/0001:00:01.0/0001:03:00.0"
+    assert os.path.realpath(f"{root}/bus/pci/devices/0001:03:00.0") == pf.path
+    assert reference.scan(root) == host.expected()
+    inv = fastvpd.scan(root)
+    assert [{k: getattr(d, k) for k in testing.FACT_KEYS} for d in inv.values()] == host.expected()
+    assert inv.problems == () and all(d.problems == () for d in inv.values())
+    assert inv.to_nova() == reference.to_nova(reference.scan(root))
+
+
+def test_domains_validation(tmp_path):
+    with pytest.raises(ValueError, match="domains"):
+        HostSpec(domains=0)
+    with pytest.raises(ValueError, match="domains"):
+        HostSpec(domain=0xFFFFFFFF, domains=2)
+    card = DpuSpec(pfs=1, vfs_per_pf=0, total_vfs=0x7000)
+    with pytest.raises(ValueError, match="256 buses in domain 0001"):  # five cards need 3 domains
+        build_host(tmp_path / "sys", HostSpec(dpus=[card] * 5, domains=2))
+
+
 def test_rid_helpers_and_validation(tmp_path):
     assert rid("0000:82:00.3") == 0x8203
     assert testing.address_of_rid(0, 0x8203) == "0000:82:00.3"
