@@ -96,7 +96,8 @@ def host(shape: str) -> testing.BuiltHost:
         root = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-{shape}-", dir=BASE)
         try:
             _hosts[shape] = testing.dpu_host(root, cards=cards, pfs_per_card=pfs,
-                                             vfs_per_pf=vfs, domains=DOMAINS)
+                                             vfs_per_pf=vfs, domains=DOMAINS,
+                                             vf_driver="vfio-pci", vf_netdevs=False)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise

@@ -17,7 +17,6 @@ itself again as soon as a container is stored in it.
 """
 
 from cpython.dict cimport PyDict_Copy, PyDict_SetItem
-from cpython.list cimport PyList_Append
 from cpython.unicode cimport PyUnicode_Substring
 
 cdef extern from "Python.h":
@@ -30,6 +29,11 @@ cdef extern from "Python.h":
     int PyUnicode_KIND(object o)
     int PyUnicode_1BYTE_KIND
     bint PyUnicode_IS_ASCII(object o)
+
+
+# The VF numbers as int objects, made once per process and shared by every dict (ints are
+# immutable); to_nova() holds the GIL throughout, so appending here needs no lock.
+cdef list _VF_NUMS = []
 
 
 cdef inline object _dev_id(str text, Py_ssize_t start, Py_ssize_t end):
@@ -63,11 +67,15 @@ def build(str text, const int[:] offsets, const int[:] vendor, const int[:] devi
         raise ValueError("addresses are ASCII")
     cdef Py_ssize_t n = kind.shape[0], i
     cdef int last = -2, p, v, t_vendor = -1, t_device = -1, t_numa = -1
-    cdef list out = []
+    cdef Py_ssize_t rows = 0, row = 0
+    for i in range(n):
+        if vendor[i] >= 0 and device[i] >= 0:
+            rows += 1
+    cdef list out = [None] * rows  # sized once: no over-allocation left in what is returned
     cdef dict shared = {}
     cdef dict template = None, template_net = None, base, d, caps
     cdef object pf_mac = None, serial = None, address, entry
-    cdef list ints = []
+    cdef list ints = _VF_NUMS
     for i in range(n):
         p = parent[i]
         if p != last and kind[i] == 2 and p >= 0 and vendor[i] >= 0 and device[i] >= 0:
@@ -87,7 +95,7 @@ def build(str text, const int[:] offsets, const int[:] vendor, const int[:] devi
             PyDict_SetItem(d, "address", address)
             if pf_mac is not None:
                 while len(ints) <= v:  # one int object per VF number, shared (ints are immutable)
-                    ints.append(len(ints))
+                    ints.append(len(ints))  # at most 2**16 (sriov_totalvfs is 16 bits)
                 caps = {"sriov": {"pf_mac_address": pf_mac, "vf_num": ints[v]}}
                 if serial:
                     caps["vpd"] = {"card_serial_number": serial}
@@ -99,7 +107,9 @@ def build(str text, const int[:] offsets, const int[:] vendor, const int[:] devi
                 PyDict_SetItem(d, "capabilities", caps)
             if not PyObject_GC_IsTracked(base):  # the template holds no container
                 PyObject_GC_UnTrack(<void*>d)
-            PyList_Append(out, d)
+            out[row] = d
+            row += 1
         elif vendor[i] >= 0 and device[i] >= 0:
-            PyList_Append(out, row_dict(i))
+            out[row] = row_dict(i)
+            row += 1
     return out

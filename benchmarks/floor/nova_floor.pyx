@@ -8,14 +8,18 @@ Per VF the builder makes only what the output must hold of its own: a copy of th
 address and ``dev_id`` strings, and the ``capabilities``, ``sriov`` and ``vpd`` dicts (no two
 dicts share a mutable object: a caller may change one). A template holds only strings, ints and
 None, so its copy starts untracked by the cyclic GC, and so do ``sriov`` and ``vpd``; the VF dict
-and ``capabilities`` become tracked when a dict goes in, as CPython does for any dict holding a
-dict. Nothing here untracks or freezes anything, as nothing in an application should.
+and its ``capabilities`` are untracked once built, as fastvpd's own builder leaves them (they can
+be in no cycle as built: docs/nova-contract.md, "Memory and the garbage collector"), so that the
+floor is held to the same rule as what it is the floor of.
 """
 
 from cpython.dict cimport PyDict_Copy, PyDict_SetItem
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_Substring
+
+cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(void* op)
 
 
 def build(list runs, Py_ssize_t n_rows):
@@ -67,9 +71,13 @@ def build(list runs, Py_ssize_t n_rows):
                     caps = {"sriov": sriov, "vpd": PyDict_Copy(vpd_t)}
                 else:
                     caps = {"sriov": sriov}
+                PyObject_GC_UnTrack(<void*>caps)
                 PyDict_SetItem(d, "capabilities", caps)
             elif vpd_t is not None:
-                PyDict_SetItem(d, "capabilities", {"vpd": PyDict_Copy(vpd_t)})
+                caps = {"vpd": PyDict_Copy(vpd_t)}
+                PyObject_GC_UnTrack(<void*>caps)
+                PyDict_SetItem(d, "capabilities", caps)
+            PyObject_GC_UnTrack(<void*>d)
             Py_INCREF(d)
             PyList_SET_ITEM(out, row, d)
             row += 1
