@@ -460,8 +460,9 @@ class Watcher:
                 raise FastVpdError(f"no udev event can arrive ({reason}) and no interval was "
                                    "given to refresh on instead")
             self.fallback = reason
-            log.warning("fastvpd: no udev events (%s): refreshing %s every %g s, checking "
-                        "every device", reason, self.scanner.sysfs, self.interval)
+            # the caller can read `fallback` now; a change while it runs is logged as a warning
+            log.info("fastvpd: no udev events (%s): refreshing %s every %g s, checking every "
+                     "device", reason, self.scanner.sysfs, self.interval)
         self._monitor = monitor
         self._wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._active = True
