@@ -1,7 +1,9 @@
-"""The ``fastvpd`` command: ``vpd``, ``scan``, ``profile``, ``devspec``, ``doctor`` and ``demo``.
+"""The ``fastvpd`` command: ``vpd``, ``scan``, ``profile``, ``devspec``, ``doctor``, ``watch`` and
+``demo``.
 
 Exit status: 0 ok, 1 runtime error (one line on stderr, no traceback), 2 usage error (with the
-usage of the command that was given), 130 interrupted (Ctrl-C, quietly).
+usage of the command that was given), 130 interrupted (Ctrl-C, quietly; ``watch``, which runs
+until Ctrl-C, exits 0).
 
 Text output shows names and paths read from a sysfs tree with `_walk.shown` (bytes that are not
 printable ASCII as ``\\xNN``): a tree may hold any bytes, and the output must print in any locale.
@@ -10,11 +12,15 @@ printable ASCII as ``\\xNN``): a tree may hold any bytes, and the output must pr
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import logging
+import math
 import os
 import stat
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
@@ -416,6 +422,130 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return report.exit_status
 
 
+# -- watch -----------------------------------------------------------------------------------------
+
+def _field_text(value: Any) -> str:
+    """A field of `PciDevice.to_dict` in one line of ``fastvpd watch``."""
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(shown(str(v)) for v in value) or "-"
+    if isinstance(value, dict):  # the VPD
+        return f"(VPD, serial {shown(value.get('serial_number') or '-')})"
+    return shown(str(value))
+
+
+def _device_text(d: PciDevice) -> str:
+    parts = [d.address, d.dev_type, f"{d.vendor_id or '?'}:{d.product_id or '?'}"]
+    if d.is_vf:
+        parts.append(f"vf {'?' if d.vf_num is None else d.vf_num} of {d.parent_addr or '?'}")
+    if d.is_pf:
+        parts.append(f"{d.num_vfs if d.num_vfs is not None else '?'}/{d.total_vfs} VFs")
+    parts += [f"driver {shown(d.driver or '-')}", f"netdev {_names(d.netdevs)}"]
+    if d.mac_address:
+        parts.append(d.mac_address)
+    if d.card_serial_number:
+        parts.append(f"serial {shown(d.card_serial_number)}")
+    return "  ".join(parts)
+
+
+def _watch_lines(before: Inventory, result: Any, as_json: bool) -> list[str]:
+    """The lines of one `ScanResult`: one per device added, removed or changed."""
+    now = datetime.datetime.now().astimezone()
+    stamp = now.isoformat(timespec="milliseconds") if as_json else now.strftime("%H:%M:%S")
+    inv = result.inventory
+    lines = []
+    for address in result.added:
+        device = inv[address]
+        lines.append(json.dumps({"time": stamp, "event": "added", "address": address,
+                                 "device": device.to_dict()}) if as_json
+                     else f"{stamp} added   {_device_text(device)}")
+    for address in result.removed:
+        nova = before.nova_dict(address)  # read from the scan alone: the device is gone
+        dev_type = None if nova is None else nova["dev_type"]
+        lines.append(json.dumps({"time": stamp, "event": "removed", "address": address,
+                                 "dev_type": dev_type}) if as_json
+                     else f"{stamp} removed {address}  {dev_type or '-'}")
+    for address in result.changed:
+        old, new = before[address].to_dict(), inv[address].to_dict()
+        fields = {k: [old[k], v] for k, v in new.items() if old.get(k) != v}
+        if as_json:
+            lines.append(json.dumps({"time": stamp, "event": "changed", "address": address,
+                                     "changed": fields}))
+        else:
+            what = "; ".join(f"{k}: {_field_text(a)} -> {_field_text(b)}"
+                             for k, (a, b) in fields.items())
+            lines.append(f"{stamp} changed {address}  {what}")
+    return [line + "\n" for line in lines]
+
+
+class _LogLine(logging.Formatter):
+    """A warning of the library as one line on stderr, ``fastvpd: warning: ...``: the exception
+    named, never its traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage().removeprefix("fastvpd: ")
+        if record.exc_info and record.exc_info[1] is not None:
+            e = record.exc_info[1]
+            message += f": {type(e).__name__}: {e}"
+        return shown(f"fastvpd: {record.levelname.lower()}: {message}")
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Print every device added, removed or changed until Ctrl-C, which exits 0."""
+    from .scanner import Scanner
+    from .udev import Watcher
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogLine())
+    handler.setLevel(logging.WARNING)
+    logger = logging.getLogger("fastvpd")
+    logger.addHandler(handler)
+    done = threading.Event()
+    broken: list[OSError] = []
+    try:
+        with Scanner(args.sysfs) as scanner:
+            try:
+                first = scanner.refresh()
+            except SysfsError as e:
+                raise _Failure(f"{e}{_sys_hint(args.sysfs)}") from None
+            shown_before = [first.inventory]
+
+            def on_result(result: Any) -> None:
+                lines = _watch_lines(shown_before[0], result, args.json)
+                shown_before[0] = result.inventory
+                try:
+                    sys.stdout.writelines(lines)
+                    sys.stdout.flush()
+                except OSError as e:  # `fastvpd watch | head`, a full disk: stop
+                    broken.append(e)
+                    done.set()
+
+            watcher = Watcher(scanner, on_result=on_result, interval=args.interval)
+            try:
+                watcher.start()
+                if watcher.fallback is None:
+                    how = (f"{watcher.source} events, and a probe of every PF every "
+                           f"{args.interval:g} s")
+                else:
+                    how = f"a rescan every {args.interval:g} s ({watcher.fallback})"
+                functions = _count(len(first.inventory), "PCI function")
+                print(f"fastvpd: watching {shown(args.sysfs)} ({functions}): {shown(how)}; "
+                      "Ctrl-C stops", file=sys.stderr, flush=True)
+                done.wait()
+            finally:
+                watcher.stop()
+    except KeyboardInterrupt:  # the way to stop it
+        return 0
+    finally:
+        logger.removeHandler(handler)
+    if not broken:
+        return 0
+    if isinstance(broken[0], BrokenPipeError):
+        raise broken[0]  # main() treats it as `fastvpd scan | head`: not an error
+    raise _Failure(f"stdout: {broken[0].strerror or broken[0]}")
+
+
 # -- demo ------------------------------------------------------------------------------------------
 
 _CAPTURE = ("mkdir -p /tmp/ghw && tar xzf tests/data/sysfs/ghw-i350-sriov.tar.gz -C /tmp/ghw && "
@@ -528,6 +658,16 @@ def _pci_address(text: str) -> str:
 
 
 
+def _interval(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"{text} seconds: give a number of seconds above 0")
+    return seconds
+
+
 def _vf_count(text: str) -> int:
     try:
         n = int(text)
@@ -567,6 +707,26 @@ field of a PciDevice (its "vpd" as "fastvpd vpd --json" prints it, and its own "
 
 Reading VPD needs root; without it, or with --no-vpd, no card has a serial number. A copied or
 captured tree works: point --sysfs at the folder that holds bus/pci/devices."""
+
+
+_WATCH_EPILOG = """\
+One line per device added, removed or changed, as it happens (a time, the event, the address,
+then the device or the fields that changed, "FIELD: OLD -> NEW"). What it listens to is said
+on stderr when it starts.
+
+On the real /sys it listens for kernel or udev events and refreshes the functions they name at
+once, and probes every PF every --interval seconds (a new MAC address sends no event). On a
+copied or synthetic tree, or where no event can arrive (no pyudev, a container that gets no
+uevents), it rescans the tree every --interval seconds instead. docs/udev.md of the source tree
+has the details.
+
+--json prints one object per line:
+  {"time": ISO 8601, "event": "added", "address": ADDRESS, "device": DEVICE}
+  {"time", "event": "removed", "address", "dev_type": TYPE or null}
+  {"time", "event": "changed", "address", "changed": {FIELD: [OLD, NEW], ...}}
+where DEVICE is a device as "fastvpd scan --json" prints it, and FIELD one of its fields.
+
+Ctrl-C stops it, with exit status 0."""
 
 
 _DOCTOR_EPILOG = """\
@@ -673,6 +833,20 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     p.add_argument("--json", action="store_true", help="print the report as JSON (the format "
                                                        "is below)")
     p.set_defaults(func=cmd_doctor)
+
+    p = commands["watch"] = sub.add_parser(
+        "watch", help="print each PCI device added, removed or changed, as it happens",
+        description="Watch the PCI functions of a host and print one line per device added,\n"
+                    "removed or changed, driven by kernel or udev events where they arrive and\n"
+                    "by a periodic rescan elsewhere, until Ctrl-C.", epilog=_WATCH_EPILOG,
+        formatter_class=raw)
+    p.add_argument("--sysfs", default="/sys", metavar="ROOT",
+                   help="the sysfs root to watch (default /sys)")
+    p.add_argument("--interval", type=_interval, default=1.0, metavar="S",
+                   help="seconds between the periodic probes or rescans (default 1)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per line (the format is below)")
+    p.set_defaults(func=cmd_watch)
 
     p = commands["demo"] = sub.add_parser(
         "demo", help="scan this host (or, without SR-IOV hardware, a synthetic one with two DPUs) "

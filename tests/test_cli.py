@@ -194,7 +194,7 @@ def test_version() -> None:
 
 
 @pytest.mark.parametrize("command", [[], ["vpd"], ["scan"], ["profile"], ["devspec"], ["doctor"],
-                                     ["demo"]])
+                                     ["watch"], ["demo"]])
 def test_help_is_plain_text(command: list[str]) -> None:
     proc = cli(*command, "--help")
     assert proc.returncode == 0 and proc.stderr == ""
@@ -204,14 +204,14 @@ def test_help_is_plain_text(command: list[str]) -> None:
     assert not re.search(r":(func|class|meth|mod|ref):|`[^`]+`_", proc.stdout)
     if not command:
         assert all(name in proc.stdout for name in ("vpd", "scan", "profile", "devspec", "doctor",
-                                                    "demo", "--version"))
+                                                    "watch", "demo", "--version"))
         assert "exit status: 0 ok, 1 runtime error" in proc.stdout
 
 
 def test_every_argument_has_help_text() -> None:
     parser, commands = cli_module._parser()
     parsers = {"fastvpd": parser, **commands}
-    assert set(commands) == {"vpd", "scan", "profile", "devspec", "doctor", "demo"}
+    assert set(commands) == {"vpd", "scan", "profile", "devspec", "doctor", "watch", "demo"}
     for name, p in parsers.items():
         for action in p._actions:
             if isinstance(action, argparse._SubParsersAction):
@@ -232,6 +232,12 @@ def test_every_argument_has_help_text() -> None:
     (["demo", "--sysfs", "/sys", "--synthetic"], "fastvpd demo"),
     (["demo", "--sysfs", "/sys", "--vfs", "3"], "fastvpd demo"),
     (["scan", "--json", "--nova"], "fastvpd scan"),
+    (["watch", "--interval", "0"], "fastvpd watch"),
+    (["watch", "--interval", "-1"], "fastvpd watch"),
+    (["watch", "--interval", "soon"], "fastvpd watch"),
+    (["watch", "--interval", "nan"], "fastvpd watch"),
+    (["watch", "--interval", "inf"], "fastvpd watch"),
+    (["watch", "extra"], "fastvpd watch"),
     (["frobnicate"], "fastvpd [-h]"),
     ([], "fastvpd [-h]"),
 ])

@@ -27,6 +27,11 @@ PROGRAM = textwrap.dedent("""
             assert name in str(e), e
         else:
             raise AssertionError(f"no ImportError without {name}")
+    # the Watcher without pyudev: it says why it hears no event, and rescans on its interval
+    with fastvpd.Scanner("/sys", read_vpd=False) as scanner:
+        watcher = fastvpd.udev.Watcher(scanner, interval=60).start()
+        assert watcher.source is None and "pyudev" in watcher.fallback, watcher.fallback
+        assert watcher.stop()
     assert "libvirt" not in {m for m, v in sys.modules.items() if v is not None}
     print("ok")
 """)

@@ -1,11 +1,17 @@
 """The README's commands are the ones CI and users run, and the docs it and the code point to
 exist."""
 
+import os
 import pathlib
 import re
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
-from tests.support import run_in_checkout
+from fastvpd import testing
+from fastvpd.scanner import scan
+from tests.support import run_in_checkout, scratch_dir
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -37,6 +43,56 @@ def test_the_capture_command_works_as_written(tmp_path: Path):
     proc = run_in_checkout(command, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0].startswith("82 PCI functions: 2 PFs, 8 VFs")
+
+
+def test_the_minimal_agent_loop_runs_as_written() -> None:
+    """The README's agent loop, on a synthetic host instead of /sys (so it rescans, every 0.05 s
+    instead of 60), with a ``publish`` that records what the agent would report."""
+    (code,) = re.findall(r"```python\n(.+?)\n```", _section("A minimal agent loop"), re.S)
+    with scratch_dir("readme") as d:
+        host = testing.dpu_host(os.path.join(d, "sys"), cards=1, pfs_per_card=2, vfs_per_pf=2)
+        assert code.count('"/sys"') == 1 and code.count("interval=60") == 1
+        code = code.replace('"/sys"', repr(host.root)).replace("interval=60", "interval=0.05")
+        published: list[tuple[list[dict[str, Any]], dict[str, Any], tuple[str, ...]]] = []
+        namespace: dict[str, Any] = {
+            "publish": lambda devices, profiles, gone: published.append((devices, profiles, gone))}
+        errors: list[BaseException] = []
+
+        def agent() -> None:
+            try:
+                exec(compile(code, "README.md", "exec"), namespace)
+            except BaseException as e:
+                errors.append(e)
+
+        def wait_for(what: str, done: Any) -> None:
+            end = time.monotonic() + 30
+            while not done():
+                assert not errors and time.monotonic() < end, (what, errors)
+                time.sleep(0.01)
+
+        thread = threading.Thread(target=agent, daemon=True)
+        thread.start()
+        try:
+            wait_for("the first report", lambda: published)
+            devices, profiles, gone = published[0]
+            assert devices == scan(host.root).to_nova() and gone == ()
+            assert set(profiles) == set(host.vfs)
+            assert all(p["card_serial_number"] == host.cards[0].serial for p in profiles.values())
+            before = set(host.vfs)
+            testing.set_vf_count(host, host.pfs[0], 3)
+            (new,) = set(host.vfs) - before
+            wait_for("the new VF's profile", lambda: any(new in p for _, p, _ in published))
+            latest = [p[new] for _, p, _ in published if new in p][-1]
+            assert latest["vf_num"] == host.functions[new].vf_num
+            testing.unplug(host, new)
+            wait_for("the report of its removal", lambda: any(new in g for _, _, g in published))
+            devices = next(d for d, _, g in published if new in g)
+            assert new not in {d["address"] for d in devices}
+        finally:
+            if "stop" in namespace:
+                namespace["stop"].set()
+            thread.join(30)
+        assert not thread.is_alive() and errors == []
 
 
 def _sources() -> list[Path]:
