@@ -129,16 +129,6 @@ class _Heap:
 HEAP = _Heap()
 
 
-@pytest.fixture(scope="session")
-def floor():
-    from benchmarks.floor import Floor
-
-    if shutil.which(os.environ.get("CC", "cc")) is None:
-        pytest.skip("the floor needs a C compiler (cc)")
-    with tempfile.TemporaryDirectory(prefix="fastvpd-floor-") as work:
-        yield Floor(work)
-
-
 def _same(got: list[dict[str, Any]], want: list[dict[str, Any]], what: str) -> None:
     assert got == want and json.dumps(got) == json.dumps(want), f"{what}: not Nova's dicts"
 

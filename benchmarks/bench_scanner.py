@@ -58,6 +58,16 @@ def test_cold(benchmark, case: str) -> None:
     assert len(inv) == len(h.addresses)
 
 
+def test_listing_floor(benchmark, floor) -> None:
+    """What re-listing bus/pci/devices costs by itself (getdents64 only, in C): no refresh with
+    ``changed=None`` can cost less."""
+    h = host()
+    benchmark.group = GROUP
+    n = benchmark(floor.list_bus, os.fsencode(h.root))
+    assert n == len(h.addresses)
+    benchmark.extra_info["syscalls"] = floor.counters()["total"]
+
+
 @pytest.mark.parametrize("changed", ["None", "set()"])
 def test_refresh_unchanged(benchmark, changed: str) -> None:
     h = host()

@@ -60,6 +60,8 @@ class Floor:
         self._lib.floor_scan.argtypes = [ctypes.c_char_p, ctypes.c_int,
                                          ctypes.POINTER(ctypes.c_long)]
         self._lib.floor_scan.restype = ctypes.c_long
+        self._lib.floor_list_bus.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_long)]
+        self._lib.floor_list_bus.restype = ctypes.c_long
         self._counters = (ctypes.c_long * len(COUNTERS))()
         self._builder = _cython_module(HERE / "nova_floor.pyx", work)
         self.build = self._builder.build
@@ -71,8 +73,15 @@ class Floor:
             raise OSError(f"floor scan of {root!r} failed")
         return n
 
+    def list_bus(self, root: bytes) -> int:
+        """Only list ``bus/pci/devices`` (the part of a refresh that re-lists): its entries."""
+        n = self._lib.floor_list_bus(root, self._counters)
+        if n < 0:
+            raise OSError(f"floor listing of {root!r} failed")
+        return n
+
     def counters(self) -> dict[str, int]:
-        """The system calls of the last `scan`, by name, and their total."""
+        """The system calls of the last `scan` or `list_bus`, by name, and their total."""
         out = dict(zip(COUNTERS, self._counters))
         out["total"] = sum(self._counters)
         return out

@@ -370,6 +370,32 @@ static void read_function(int devfd, long key, int probe)
     fds_close();
 }
 
+static int count_cb(void *ctx, const char *name, size_t len, unsigned char type)
+{
+    (void)name; (void)len; (void)type;
+    ++*(long *)ctx;
+    return 0;
+}
+
+/* Only list <root>/bus/pci/devices: what any refresh that re-lists the devices pays (the
+ * Scanner's refresh(changed=None)). Returns the number of entries, -1 on error. */
+long floor_list_bus(const char *root, long *counters)
+{
+    memset(cnt, 0, sizeof cnt);
+    nfds = 0;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/bus/pci/devices", root) >= (int)sizeof path)
+        return -1;
+    int fd = x_openat(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    long n = 0;
+    int rc = list(fd, count_cb, &n);
+    fds_close();
+    for (int i = 0; i < C_N; i++) counters[i] = cnt[i];
+    return rc < 0 ? -1 : n;
+}
+
 /* Scan the tree at root. Returns the number of rows (functions reported), -1 on error.
  * counters[5] gets openat, read, getdents64, readlinkat, close/close_range. */
 long floor_scan(const char *root, int probe, long *counters)
