@@ -486,3 +486,52 @@ def test_pickled_blobs_are_checked_when_loaded():
         restore(cls, None, table, checksum, problems, cached)
     with pytest.raises(TypeError):
         restore(object, data, table, checksum, problems, cached)
+
+
+# -- the Vpd type: a C type, immutable however it was made ------------------------------------------
+@pytest.mark.parametrize("make", [lambda: fastvpd.parse_vpd(GOOD), lambda: fastvpd.Vpd(),
+                                  lambda: fastvpd.Vpd(name="Hand made", read_only={"SN": b"X1"}),
+                                  lambda: fastvpd.Vpd._from_fields(None, [("SN", b"X1")], [], 1, [])],
+                         ids=["parsed", "Vpd()", "hand made", "_from_fields"])
+def test_a_vpd_cannot_be_changed(make):
+    vpd = make()
+    before = (repr(vpd), vpd.to_dict(), hash(vpd))
+    for name in ("serial_number", "name", "read_only", "problems", "checksum_ok", "data", "table",
+                 "raw_problems", "checksum_state", "_cache_problems", "_cache_ro", "other"):
+        with pytest.raises(AttributeError):
+            setattr(vpd, name, None)
+    with pytest.raises(TypeError, match="immutable"):
+        vpd.__init__(name="Other", read_only={"SN": b"Y2"})  # cannot fill it a second time
+    with pytest.raises(TypeError):
+        vpd.read_only["SN"] = b"Y2"
+    assert (repr(vpd), vpd.to_dict(), hash(vpd)) == before
+
+
+def test_a_vpd_subclass_is_built_and_pickled_like_a_vpd():
+    class Mine(fastvpd.Vpd):
+        pass
+
+    mine = Mine(name="Hand made", read_only={"SN": b"X1"})
+    assert type(mine) is Mine and mine == fastvpd.Vpd(name="Hand made", read_only={"SN": b"X1"})
+    walked = C.parse(GOOD, Mine)
+    assert type(walked) is Mine and walked == fastvpd.parse_vpd(GOOD)
+    assert type(C.Blob.__new__(Mine)) is Mine
+
+
+def test_a_clean_parse_allocates_the_vpd_and_its_field_table_only():
+    """Problems are a list only once there is one: a clean blob costs two blocks, text nothing
+    until it is read. Counted with tracemalloc over many parses kept alive."""
+    import tracemalloc
+
+    fastvpd.parse_vpd(GOOD).serial_number  # keyword strings are interned once, on first use
+    n = 1000
+    kept = [None] * n
+    tracemalloc.start()
+    try:
+        for i in range(n):
+            kept[i] = fastvpd.parse_vpd(GOOD)
+        blocks = sum(s.count for s in tracemalloc.take_snapshot().statistics("filename"))
+    finally:
+        tracemalloc.stop()
+    assert not kept[0].problems and kept[0].serial_number == "SERIAL-1"
+    assert blocks <= 2 * n + 20, blocks / n
