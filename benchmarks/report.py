@@ -225,6 +225,19 @@ def scan_section(sizes: list[dict[str, Any]], png: str | None) -> list[str]:
     return lines + [""]
 
 
+def vpd_section(benches: list[dict[str, Any]]) -> list[str]:
+    """Issue #12's VPD goal: ``parse_vpd(blob).serial_number`` on the typical DPU blob."""
+    m = {_short(b["name"]): b["stats"]["median"] for b in benches}
+    ours, ref = m.get("fastvpd"), m.get("reference")
+    if not ours or not ref:
+        return []
+    return ["## VPD goals (issue #12)", "", "| goal | measured | goal | |", "|---|---|---|---|",
+            f"| typical DPU blob, fastvpd vs the reference parser | {ref / ours:.1f}x faster | "
+            f"≥ 40x | {'met' if ref / ours >= 40 else 'MISSED'} |",
+            f"| typical DPU blob, time per parse | {_fmt(ours)} | < 350 ns | "
+            f"{'met' if ours < 350e-9 else 'MISSED'} |", ""]
+
+
 def scanner_section(benches: list[dict[str, Any]]) -> list[str]:
     """Issue #8's goals for the Scanner (bench_scanner.py), as ratios to a cold scan."""
     m = {b["name"]: b["stats"]["median"] for b in benches}
@@ -299,6 +312,8 @@ def main(argv: list[str]) -> int:
     for group, benches in groups.items():
         if group.startswith("refresh of a"):
             lines += scanner_section(benches)
+        elif group.startswith("vpd typical"):
+            lines += vpd_section(benches)
     for group, benches in groups.items():
         ours = [b for b in benches if _is_fastvpd(b)]
         base = ours[0]["stats"]["median"] if ours else None

@@ -518,7 +518,9 @@ def test_a_change_written_to_a_real_uevent_file_refreshes_that_function() -> Non
                      f"a refresh naming {address} after a change written to its uevent "
                      f"({watcher.source} events; calls so far {calls})")
             assert watcher.events >= 1
-            assert len(results) == len(calls) and address in results[-1].inventory
+            # the call is recorded when the refresh starts, its result when on_result gets it
+            wait_for(lambda: len(results) == len(calls), "the refresh naming it to end")
+            assert address in results[-1].inventory
     assert open_fds() == fds and set(threading.enumerate()) == threads
 
 
