@@ -234,6 +234,13 @@ class Addresses(Sequence[str]):
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __add__(self, other: Iterable[str]) -> list[str]:
+        """A list of these addresses and ``other``'s, as adding to a list of names gives."""
+        return [*self, *other]
+
+    def __radd__(self, other: Iterable[str]) -> list[str]:
+        return [*other, *self]
+
     def __repr__(self) -> str:
         return f"Addresses({list(self)!r})"
 

@@ -1023,7 +1023,23 @@ def test_rewalk_with_a_listing_names_what_is_new(tmp_path: Path) -> None:
     name that is not there is gone."""
     t = _sriov_host(tmp_path, 1, 2)
     first = _walk.walk(t.root, read_vpd=False)
-    names = [*first.addresses, "0000:7f:00.0"]
+    names = first.addresses + ["0000:7f:00.0"]
     w = _walk.walk(t.root, read_vpd=False, listing=(names, [0] * len(names)))
     assert w.inodes[:len(first.inodes)] == first.inodes
     assert rows_by_address(w)["0000:7f:00.0"][FLAGS] & F_GONE
+
+
+def test_addresses_behave_as_the_list_of_names_they_hold() -> None:
+    """`Walk.addresses` is one text, not a list; it still answers as the list of names would."""
+    names = ["0000:00:00.0", "0000:82:00.1", "10000:e1:00.0"]
+    a = _walk.Addresses(names)
+    assert a == names and a == tuple(names) and list(a) == names and len(a) == 3
+    assert a[1] == names[1] and a[-1] == names[-1] and a[0:2] == names[0:2]
+    assert a.index("0000:82:00.1") == 1 and a.find("0000:82:00.2") is None
+    assert "10000:e1:00.0" in a and "0000:82:00.2" not in a and 7 not in a
+    assert a + ["x"] == [*names, "x"] and ["x"] + a == ["x", *names]
+    assert _walk.Addresses() == [] and not list(_walk.Addresses())
+    with pytest.raises(ValueError):
+        a.index("0000:82:00.2")
+    with pytest.raises(IndexError):
+        a[3]
