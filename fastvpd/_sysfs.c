@@ -853,6 +853,16 @@ static int net_cb(walker *w, void *ctx, const char *name, size_t len, unsigned c
     return 0;
 }
 
+/* The netdev lines of w->tmp become devices[dev]'s, the device's netdevs. */
+static void put_netdevs(walker *w, int32_t dev)
+{
+    fv_device *d = &w->r->devices[dev];
+    if (w->tmp.len > 0)
+        d->flags |= FV_F_NETDEV;
+    d->netdev_off = sb_put(w, &w->str, w->tmp.p, w->tmp.len);
+    d->netdev_len = d->netdev_off < 0 ? -1 : (int32_t)w->tmp.len;
+}
+
 /* Netdevs of dir `dfd` (path "net" or "<addr>/net"): "name\tmac\n" lines. */
 static void read_net(walker *w, int32_t dev, int dfd, const char *path)
 {
@@ -873,10 +883,7 @@ static void read_net(walker *w, int32_t dev, int dfd, const char *path)
     fd_done(w, fd);
     if (rc && rc != ENOMEM)
         simple_problem(w, dev, FV_A_NET, FV_P_UNREADABLE, rc, 0, "net");
-    if (w->tmp.len > 0)
-        d->flags |= FV_F_NETDEV;
-    d->netdev_off = sb_put(w, &w->str, w->tmp.p, w->tmp.len);
-    d->netdev_len = d->netdev_off < 0 ? -1 : (int32_t)w->tmp.len;
+    put_netdevs(w, dev);
 }
 
 /* Raw VPD of `path` under `dfd` (type: its d_type, see read_file); an absent file is no problem
@@ -1917,67 +1924,283 @@ static int probe_link(walker *w, int dfd, const char *name, int32_t *off, int32_
     return 1;
 }
 
-fv_result *fv_probe(const char *root, int flags, const char *pfs, size_t len,
-                    const int32_t *counts, size_t n_pfs)
+/* ---- the prober: a Scanner's cheap re-check, with its directories kept open --------------------
+ * A refresh of an unchanged host is nothing but this re-check, so its cost is the refresh's. On
+ * this kind of tree a path lookup costs about as much as the syscall around it, so the prober
+ * keeps what every probe would look up again: the root and bus/pci/devices, each PF's directory
+ * (O_PATH) and its net/ directory. A held directory is the same kernel object until closed: a
+ * PF (or net/) that the kernel removes leaves a dead directory where every lookup fails, which a
+ * probe sees as links, driver and netdevs gone. That is the only identity it vouches for: a PF
+ * re-created at its address is a PCI event (the bus/pci/devices listing shows its new inode).
+ *
+ * net/ is listed again only when it may have changed: its fstat (st_nlink counts its
+ * subdirectories, st_size and the times move on tmpfs with every entry added or removed) equals
+ * the one taken before the last listing, every name listed then was a directory (so st_nlink
+ * accounts for all of them) and each still has its address file. Renaming a netdev leaves its old
+ * name without one; on sysfs net/ holds nothing but the netdevs' directories. */
+
+typedef struct held_pf {
+    char name[ADDR_MAX + 1]; /* "" when the given name is no PCI address */
+    int32_t count;           /* VF count the walk saw */
+    int fd;                  /* the PF's directory (O_PATH), -1: not open */
+    int netfd;               /* its net/, -1: not open */
+    struct stat netst;       /* fstat of netfd before the listing that filled `names` */
+    char *names;             /* net/'s names as last listed, NUL after each */
+    size_t names_len;
+    int32_t n_names;
+    int all_dirs;            /* every one of them was a directory (d_type) */
+} held_pf;
+
+struct fv_prober {
+    char *root;
+    int rootfd, devfd, eod_marker;
+    size_t n;
+    held_pf *pf;
+};
+
+fv_prober *fv_prober_new(const char *root, const char *pfs, size_t len, const int32_t *counts,
+                         size_t n_pfs)
+{
+    if (n_pfs > (size_t)INT32_MAX / sizeof(fv_device) || len > (size_t)INT32_MAX)
+        return NULL;
+    fv_prober *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->root = strdup(root);
+    p->pf = calloc(n_pfs ? n_pfs : 1, sizeof *p->pf);
+    if (!p->root || !p->pf) {
+        free(p->root);
+        free(p->pf);
+        free(p);
+        return NULL;
+    }
+    p->rootfd = p->devfd = -1;
+    p->n = n_pfs;
+    size_t pos = 0;
+    for (size_t i = 0; i < n_pfs; i++) {
+        held_pf *h = &p->pf[i];
+        const char *name;
+        size_t nl = next_name(pfs, len, &pos, &name);
+        int64_t key = parse_addr(name, nl);
+        if (key >= 0)
+            fmt_addr((uint64_t)key, h->name);
+        h->count = counts[i] < 0 ? 0 : counts[i];
+        h->fd = h->netfd = -1;
+    }
+    return p;
+}
+
+void fv_prober_free(fv_prober *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->pf[i].fd >= 0)
+            close(p->pf[i].fd);
+        if (p->pf[i].netfd >= 0)
+            close(p->pf[i].netfd);
+        free(p->pf[i].names);
+    }
+    if (p->devfd >= 0)
+        close(p->devfd);
+    if (p->rootfd >= 0)
+        close(p->rootfd);
+    free(p->pf);
+    free(p->root);
+    free(p);
+}
+
+/* The root and bus/pci/devices, opened by the first run that finds them. */
+static int prober_root(walker *w, fv_prober *p)
+{
+    fv_result *r = w->r;
+    if (p->devfd >= 0)
+        return 0;
+    if (p->rootfd < 0)
+        p->rootfd = c_openat(w->c, AT_FDCWD, p->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_PATH);
+    if (p->rootfd < 0) {
+        r->error = FV_E_ROOT;
+        r->error_errno = errno;
+        return -1;
+    }
+    p->devfd = c_openat(w->c, p->rootfd, "bus/pci/devices", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_PATH);
+    if (p->devfd < 0) {
+        r->error = FV_E_NOT_SYSFS;
+        r->error_errno = errno;
+        return -1;
+    }
+    struct statfs sf; /* see start() */
+    w->c->fstat++;
+    if (fstatfs(p->devfd, &sf) == 0)
+        p->eod_marker = sf.f_type == SYSFS_MAGIC_ || sf.f_type == TMPFS_MAGIC_;
+    return 0;
+}
+
+static int same_dir_state(const struct stat *a, const struct stat *b)
+{
+    return a->st_nlink == b->st_nlink && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+typedef struct {
+    netscan ns;
+    held_pf *h;
+    sbuf names;
+} netlist;
+
+static int held_net_cb(walker *w, void *ctx, const char *name, size_t len, unsigned char type)
+{
+    netlist *nl = ctx;
+    if (sb_put(w, &nl->names, name, len) < 0 || sb_put(w, &nl->names, "", 1) < 0)
+        return ENOMEM;
+    nl->h->n_names++;
+    if (type != DT_DIR)
+        nl->h->all_dirs = 0;
+    return net_cb(w, &nl->ns, name, len, type);
+}
+
+/* read_net() of a held PF, from the names it listed last time when net/ cannot have changed. */
+static void held_net(walker *w, held_pf *h, int32_t dev)
+{
+    fv_result *r = w->r;
+    w->tmp.len = 0;
+    if (h->netfd >= 0 && h->all_dirs) {
+        struct stat st;
+        w->c->fstat++;
+        if (fstat(h->netfd, &st) == 0 && same_dir_state(&st, &h->netst) &&
+            st.st_nlink == (nlink_t)h->n_names + 2) {
+            int32_t problems = r->n_problems;
+            size_t strings = w->str.len;
+            netscan ns = {dev, h->netfd};
+            int rc = 0;
+            for (size_t at = 0; at < h->names_len && !rc;) {
+                size_t len = strlen(h->names + at);
+                rc = net_cb(w, &ns, h->names + at, len, DT_DIR);
+                at += len + 1;
+            }
+            if (rc == ENOMEM) {
+                w->oom = 1;
+                return;
+            }
+            if (r->n_problems == problems) {
+                put_netdevs(w, dev);
+                return;
+            }
+            /* a name without its address: listed again, and the problem is the listing's */
+            r->n_problems = problems;
+            w->str.len = strings;
+            w->tmp.len = 0;
+        }
+    }
+    if (h->netfd >= 0) {
+        fd_done(w, h->netfd);
+        h->netfd = -1;
+    }
+    free(h->names);
+    h->names = NULL;
+    h->names_len = 0;
+    h->n_names = 0;
+    int fd = w_openat(w, h->fd, "net", OPEN_DIR);
+    if (fd < 0) {
+        fv_device *d = &r->devices[dev];
+        if (errno == ENOTDIR)
+            simple_problem(w, dev, FV_A_NET, FV_P_NOT_DIR, 0, 0, "net");
+        else if (errno != ENOENT)
+            simple_problem(w, dev, FV_A_NET, FV_P_UNREADABLE, errno, 0, "net");
+        d->netdev_off = sb_put(w, &w->str, "", 0);
+        d->netdev_len = d->netdev_off < 0 ? -1 : 0;
+        return;
+    }
+    w->c->fstat++;
+    int statted = fstat(fd, &h->netst) == 0;
+    netlist nl = {{dev, fd}, h, {NULL, 0, 0}};
+    h->all_dirs = statted;
+    int rc = list_dir(w, fd, held_net_cb, &nl);
+    if (rc && rc != ENOMEM)
+        simple_problem(w, dev, FV_A_NET, FV_P_UNREADABLE, rc, 0, "net");
+    if (rc == ENOMEM)
+        w->oom = 1;
+    if (rc) { /* not a listing to go by */
+        fd_done(w, fd);
+        free(nl.names.p);
+        h->n_names = 0;
+    } else {
+        h->netfd = fd;
+        h->names = (char *)nl.names.p;
+        h->names_len = nl.names.len;
+    }
+    put_netdevs(w, dev);
+}
+
+fv_result *fv_prober_run(fv_prober *p, int flags)
 {
     walker w;
-    if (start(&w, root))
-        return finish(&w);
+    memset(&w, 0, sizeof w);
+    w.rootfd = w.devfd = -1;
+    w.r = calloc(1, sizeof(fv_result));
+    if (!w.r)
+        return NULL;
     fv_result *r = w.r;
-    if (n_pfs > (size_t)INT32_MAX / sizeof(fv_device) || len > (size_t)INT32_MAX) {
-        w.oom = 2;
+    w.c = &r->counters;
+    r->n_listed = -1;
+    r->class_net_off = r->class_net_len = -1;
+    w.dents = malloc(DENTS_BUF);
+    if (!w.dents) {
+        r->error = FV_E_NOMEM;
         return finish(&w);
     }
-    w.n = (int32_t)n_pfs;
-    w.keys = calloc(n_pfs ? n_pfs : 1, sizeof(uint64_t));
-    r->probes = calloc(n_pfs ? n_pfs : 1, sizeof(fv_pf_probe));
+    if (prober_root(&w, p))
+        return finish(&w);
+    w.eod_marker = p->eod_marker;
+    w.n = (int32_t)p->n;
+    w.keys = calloc(p->n ? p->n : 1, sizeof(uint64_t));
+    r->probes = calloc(p->n ? p->n : 1, sizeof(fv_pf_probe));
     if (!w.keys || !r->probes || alloc_devices(&w)) {
         w.oom = 1;
         return finish(&w);
     }
-    r->n_probes = (int32_t)n_pfs;
-    size_t pos = 0;
-    for (size_t i = 0; i < n_pfs && !w.oom; i++) {
-        fv_pf_probe *p = &r->probes[i];
-        const char *name;
-        size_t nl = next_name(pfs, len, &pos, &name);
-        char dir[ADDR_MAX + 1];
-        int64_t key = parse_addr(name, nl);
-        p->first_off = p->first_len = p->last_off = p->last_len = -1;
-        if (key < 0) {
-            p->gone = 1;
+    r->n_probes = (int32_t)p->n;
+    for (size_t i = 0; i < p->n && !w.oom; i++) {
+        held_pf *h = &p->pf[i];
+        fv_pf_probe *pp = &r->probes[i];
+        pp->first_off = pp->first_len = pp->last_off = pp->last_len = -1;
+        if (h->fd < 0 && h->name[0])
+            h->fd = c_openat(w.c, p->devfd, h->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_PATH);
+        if (h->fd < 0) {
+            pp->gone = 1;
             continue;
         }
-        fmt_addr((uint64_t)key, dir);
-        int dfd = w_openat(&w, w.devfd, dir, OPEN_DIR);
-        if (dfd < 0) {
-            p->gone = 1;
-            continue;
-        }
-        int32_t count = counts[i] < 0 ? 0 : counts[i];
         char link[32];
-        if (count > 0) {
-            probe_link(&w, dfd, "virtfn0", &p->first_off, &p->first_len);
-            snprintf(link, sizeof link, "virtfn%d", (int)(count - 1));
-            if (count > 1)
-                probe_link(&w, dfd, link, &p->last_off, &p->last_len);
+        if (h->count > 0) {
+            probe_link(&w, h->fd, "virtfn0", &pp->first_off, &pp->first_len);
+            snprintf(link, sizeof link, "virtfn%d", (int)(h->count - 1));
+            if (h->count > 1)
+                probe_link(&w, h->fd, link, &pp->last_off, &pp->last_len);
         }
         int32_t off, olen;
-        snprintf(link, sizeof link, "virtfn%d", (int)count);
-        p->past_end = probe_link(&w, dfd, link, &off, &olen);
+        snprintf(link, sizeof link, "virtfn%d", (int)h->count);
+        pp->past_end = probe_link(&w, h->fd, link, &off, &olen);
         r->devices[i].flags |= FV_F_DETAILS;
-        read_driver(&w, (int32_t)i, dfd, "driver");
-        read_net(&w, (int32_t)i, dfd, "net");
-        fd_done(&w, dfd); /* closed with the next 31 pending fds: few close_range calls */
+        read_driver(&w, (int32_t)i, h->fd, "driver");
+        held_net(&w, h, (int32_t)i);
     }
+    fd_flush(&w);
     /* The listings last, so that what the PFs gave is the head of strings: a caller compares
-     * probes by their bytes (up to class_net_off). */
-    if (flags & FV_PROBE_LISTING) {
+     * probes by their bytes (up to class_net_off). Each is read from a directory opened for it:
+     * a held one would have to be rewound. */
+    if ((flags & FV_PROBE_LISTING) && !w.oom) {
         free(w.keys); /* the PFs' keys: the listing's replace them */
         w.keys = NULL;
+        w.devfd = w_openat(&w, p->rootfd, "bus/pci/devices", OPEN_DIR);
+        if (w.devfd < 0) {
+            r->error = FV_E_NOT_SYSFS;
+            r->error_errno = errno;
+            return finish(&w);
+        }
         if (list_bus(&w) || name_devices(&w))
             return finish(&w);
-        int fd = w_openat(&w, w.rootfd, "class/net", OPEN_DIR);
+        int fd = w_openat(&w, p->rootfd, "class/net", OPEN_DIR);
         if (fd >= 0) {
             int rc = list_dir(&w, fd, snap_cb, NULL);
             fd_done(&w, fd);

@@ -159,7 +159,7 @@ typedef struct fv_problem {
     int32_t detail_off, detail_len; /* detail bytes in strings, -1 = none */
 } fv_problem;
 
-/* What fv_probe() found of one PF (offsets into strings; -1: no such link). */
+/* What fv_prober_run() found of one PF (offsets into strings; -1: no such link). */
 typedef struct fv_pf_probe {
     int32_t gone;                   /* the PF's directory could not be opened */
     int32_t first_off, first_len;   /* basename of the target of virtfn0 */
@@ -180,14 +180,14 @@ typedef struct fv_result {
     int64_t strings_len;
     fv_counters counters;
     /* The bus/pci/devices listing as it was read: n_listed names in `addresses` (fv_walk: the
-     * devices; fv_probe: only with FV_PROBE_LISTING, else -1) and the inode number of each
+     * devices; fv_prober_run: only with FV_PROBE_LISTING, else -1) and the inode number of each
      * entry, which the kernel renews when it re-creates the device. */
     int32_t n_listed;
     uint64_t *inodes;
     /* class/net as listed, "<inode> <name>\n" per entry in listing order (in strings); -1: not
      * listed or no class/net. */
     int32_t class_net_off, class_net_len;
-    fv_pf_probe *probes; /* fv_probe: one per PF asked about (devices[i] has its driver, net) */
+    fv_pf_probe *probes; /* fv_prober_run: one per PF asked about (devices[i] has its driver, net) */
     int32_t n_probes;
     /* The same devices for a decoder that reads columns: the 13 int fields of devices[] field by
      * field (columns[k * n_devices + i]), where each name starts in `addresses`
@@ -228,16 +228,23 @@ typedef struct fv_rewalk_args {
 /* fv_walk() again after a change, reading only what the caller cannot vouch for. */
 fv_result *fv_rewalk(const char *root, int flags, const fv_rewalk_args *args);
 
-/* fv_probe() flags */
-#define FV_PROBE_LISTING 0x1 /* list bus/pci/devices (with inode numbers) and class/net too */
+/* The cheap re-check of a periodic refresh, run as often as the caller likes on PFs fixed at
+ * creation: `pfs` (`len` bytes, a newline between two names) and counts[i], the VF count the last
+ * walk saw. Each run does, per PF, readlinkat of virtfn0, of virtfn<count-1> and of virtfn<count>
+ * (which must not exist), reads its driver link and its netdevs with their MACs (devices[i], as
+ * fv_details gives them); with FV_PROBE_LISTING it lists bus/pci/devices and class/net as well.
+ * Nothing else is opened. The prober keeps the root, bus/pci/devices, and each PF's directory
+ * and net/ open between runs (two fds per PF, closed by fv_prober_free); a run is not to be
+ * made concurrently with another on the same prober. fv_prober_new makes no syscall; it
+ * returns NULL when out of memory or given too much. */
+typedef struct fv_prober fv_prober;
 
-/* The cheap re-check of a periodic refresh: for each PF named in `pfs` (`len` bytes, a newline
- * between two names; counts[i] is the VF count the last walk saw), readlinkat of virtfn0, of
- * virtfn<count-1> and of virtfn<count> (which must not exist), its driver link and its netdevs
- * with their MACs (devices[i], as fv_details gives them); with FV_PROBE_LISTING the listings of
- * bus/pci/devices and class/net as well. Nothing else is opened. */
-fv_result *fv_probe(const char *root, int flags, const char *pfs, size_t len,
-                    const int32_t *counts, size_t n_pfs);
+#define FV_PROBE_LISTING 0x1 /* fv_prober_run: list bus/pci/devices (with inode numbers) and class/net */
+
+fv_prober *fv_prober_new(const char *root, const char *pfs, size_t len, const int32_t *counts,
+                         size_t n_pfs);
+fv_result *fv_prober_run(fv_prober *prober, int flags);
+void fv_prober_free(fv_prober *prober);
 
 void fv_free(fv_result *result);
 

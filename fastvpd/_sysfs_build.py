@@ -169,8 +169,11 @@ typedef struct fv_rewalk_args {
     size_t n_reuse;
 } fv_rewalk_args;
 fv_result *fv_rewalk(const char *root, int flags, const fv_rewalk_args *args);
-fv_result *fv_probe(const char *root, int flags, const char *pfs, size_t len,
-                    const int32_t *counts, size_t n_pfs);
+typedef struct fv_prober fv_prober;
+fv_prober *fv_prober_new(const char *root, const char *pfs, size_t len, const int32_t *counts,
+                         size_t n_pfs);
+fv_result *fv_prober_run(fv_prober *prober, int flags);
+void fv_prober_free(fv_prober *prober);
 void fv_free(fv_result *result);
 ssize_t fv_read_file_at(int dirfd, const char *name, unsigned char *buf, size_t cap, int *err);
 """

@@ -53,6 +53,7 @@ import errno as _errno
 import os
 import re
 import struct
+import threading
 from array import array
 from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from itertools import accumulate
@@ -62,7 +63,7 @@ from ._sysfs import ffi, lib
 from .errors import SysfsError
 
 __all__ = ["DEVICE_FIELDS", "Addresses", "address_order", "Columns", "Walk", "walk", "details", "root_path", "to_rows",
-           "from_rows", "shown", "Probe", "PfProbe", "probe", "same", "agrees", "read_problem"]
+           "from_rows", "shown", "Probe", "PfProbe", "Prober", "same", "agrees", "read_problem"]
 
 DEVICE_FIELDS = (
     "address", "vendor", "device", "class_code", "numa_node", "kind", "parent", "vf_num",
@@ -631,7 +632,7 @@ _PROBE_SIZE = ffi.sizeof("fv_pf_probe")
 
 
 class PfProbe(NamedTuple):
-    """What `probe` found of one PF: the basenames of the targets of ``virtfn0`` and of the last
+    """What `Prober.probe` found of one PF: the basenames of the targets of ``virtfn0`` and of the last
     ``virtfn`` (None: no such link), whether the one past the last exists, the driver and the
     netdevs with their MACs. ``gone``: the PF's directory could not be opened."""
 
@@ -644,7 +645,7 @@ class PfProbe(NamedTuple):
 
 
 class Probe(NamedTuple):
-    """One `probe`, raw: what it found of the PFs (`pf_probes` decodes it), and when listed the
+    """One `Prober.probe`, raw: what it found of the PFs (`pf_probes` decodes it), and when listed the
     ``bus/pci/devices`` listing and the ``class/net`` snapshot. Two probes found the same when
     their bytes are equal, so an unchanged host costs no decoding."""
 
@@ -654,31 +655,63 @@ class Probe(NamedTuple):
     class_net: bytes | None
 
 
-def probe(root: Root, pfs: list[tuple[str, int]], *, listing: bool,
-          counters: dict[str, int] | None = None) -> Probe:
-    """The cheap re-check of a periodic refresh, in one C call without the GIL: for each
-    ``(PF address, VF count)`` its ``virtfn0``, last and one-past-the-last ``virtfn`` links, its
-    driver and netdevs; with ``listing`` the ``bus/pci/devices`` and ``class/net`` listings.
-    ``counters``, when given, receives the syscalls made."""
-    root_s = root_path(root)
-    names = "\n".join(a for a, _ in pfs).encode("ascii")
-    counts = ffi.new("int32_t[]", [n for _, n in pfs] or [0])
-    res = lib.fv_probe(os.fsencode(root_s), lib.FV_PROBE_LISTING if listing else 0, names,
-                       len(names), counts, len(pfs))
-    try:
-        _check(res, root_s)
-        n = res.n_probes
-        strings = ffi.buffer(res.strings, res.strings_len)[:] if res.strings_len else b""
-        if counters is not None:
-            counters.update(_counters(res))
-        head = strings[:res.class_net_off] if res.class_net_off >= 0 else strings
-        raw = (ffi.buffer(res.probes, n * _PROBE_SIZE)[:] + ffi.buffer(res.devices, n * _DEV_SIZE)[:]
-               + head) if n else b""
-        return Probe(n, raw, _listing(res) if listing else None,
-                     _class_net(res, strings) if listing else None)
-    finally:
-        if res != ffi.NULL:
-            lib.fv_free(res)
+class Prober:
+    """The cheap re-check of a periodic refresh, for the PFs one walk found: each `probe` is one
+    C call without the GIL that reads, per ``(PF address, VF count)``, its ``virtfn0``, last and
+    one-past-the-last ``virtfn`` links, its driver and netdevs; with ``listing`` also the
+    ``bus/pci/devices`` and ``class/net`` listings.
+
+    It keeps the root, ``bus/pci/devices`` and each PF's directory and ``net/`` open between
+    probes (two fds per PF; a lookup costs as much as the syscall around it) until `close`
+    (docs/scanner.md, "What a refresh costs"). Thread-safe: probes of one prober take turns.
+    """
+
+    def __init__(self, root: Root, pfs: list[tuple[str, int]]) -> None:
+        self.root = root_path(root)
+        self.pfs = pfs
+        names = "\n".join(a for a, _ in pfs).encode("ascii")
+        counts = ffi.new("int32_t[]", [n for _, n in pfs] or [0])
+        raw = lib.fv_prober_new(os.fsencode(self.root), names, len(names), counts, len(pfs))
+        if raw == ffi.NULL:
+            raise MemoryError("fastvpd: cannot allocate the PF prober")
+        self._prober: Any = ffi.gc(raw, lib.fv_prober_free)
+        self._lock = threading.Lock()
+
+    def probe(self, *, listing: bool, counters: dict[str, int] | None = None) -> Probe:
+        """One probe of every PF (see the class); ``counters``, when given, receives the
+        syscalls made. Raises `SysfsError` when the root is no sysfs tree, ValueError once
+        closed."""
+        with self._lock:
+            if self._prober is None:
+                raise ValueError("the prober is closed")
+            res = lib.fv_prober_run(self._prober, lib.FV_PROBE_LISTING if listing else 0)
+        try:
+            _check(res, self.root)
+            n = res.n_probes
+            strings = ffi.buffer(res.strings, res.strings_len)[:] if res.strings_len else b""
+            if counters is not None:
+                counters.update(_counters(res))
+            head = strings[:res.class_net_off] if res.class_net_off >= 0 else strings
+            raw = (ffi.buffer(res.probes, n * _PROBE_SIZE)[:]
+                   + ffi.buffer(res.devices, n * _DEV_SIZE)[:] + head) if n else b""
+            return Probe(n, raw, _listing(res) if listing else None,
+                         _class_net(res, strings) if listing else None)
+        finally:
+            if res != ffi.NULL:
+                lib.fv_free(res)
+
+    def close(self) -> None:
+        """Close the directories it holds (idempotent; waits for a probe in flight)."""
+        with self._lock:
+            prober, self._prober = self._prober, None
+        if prober is not None:
+            ffi.release(prober)
+
+    def __enter__(self) -> Prober:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def pf_probes(p: Probe) -> list[PfProbe]:

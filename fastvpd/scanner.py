@@ -209,7 +209,7 @@ _Identity = tuple[str, int, int, int]
 class _State:
     walk: _walk.Walk
     baseline: _walk.Probe
-    pfs: list[tuple[str, int]]  # (PF address, VF count) of the walk: what is probed
+    prober: _walk.Prober  # the PFs of the walk (address, VF count), their directories held
     reusable: list[str]  # the PFs and functions a later walk may copy (see _what_to_read)
     vpd_keys: dict[int, _Identity]  # row -> identity, for the rows whose VPD is wanted
     pending: frozenset[_Identity]
@@ -284,7 +284,6 @@ class Scanner:
         #: How many times the tree was walked (probes not counted): for tests and operators.
         self.walks = 0
         self._syscalls = 0
-        self._walked_pfs: tuple[_walk.Walk | None, list[tuple[str, int]]] = (None, [])
 
     # -- the public calls -------------------------------------------------------------------------
     def refresh(self, changed: Iterable[str | PciAddress] | None = None) -> ScanResult:
@@ -316,6 +315,8 @@ class Scanner:
                 self._cond.wait()
         if mine:
             try:
+                if self._closed:  # queued before close(), run after it
+                    raise FastVpdError("the Scanner is closed")
                 run.result = self._refresh(run.hint)
             except BaseException as e:
                 run.error = e
@@ -342,10 +343,17 @@ class Scanner:
         return None if state is None else state.result
 
     def close(self) -> None:
-        """Stop the background VPD readers (idempotent). A reader stuck in the kernel cannot be
-        stopped; it is a daemon thread and ends with the process (logged)."""
+        """Stop the background VPD readers and close the directories the probes hold
+        (idempotent); a refresh in flight finishes first (within its VPD deadline). A reader
+        stuck in the kernel cannot be stopped; it is a daemon thread and ends with the process
+        (logged)."""
         with self._cond:
             self._closed = True
+            while self._running is not None:
+                self._cond.wait()
+            state = self._state
+        if state is not None:
+            state.prober.close()
         stuck = self._reads.close()
         if stuck:
             log.warning("fastvpd: %d VPD read(s) still blocked at close", len(stuck))
@@ -365,21 +373,28 @@ class Scanner:
         state = self._state
         self._syscalls = 0
         if state is None:
-            walk, baseline = self._walk_tree()
-            return self._rebuild(None, walk, baseline, start)
-        probe = None if hint else self._probe(state.pfs, listing=hint is None)
+            return self._rebuild_walked(None, self._walk_tree(), start)
+        probe = None if hint else self._probe(state.prober, listing=hint is None)
         if probe is not None and _walk.same(probe, state.baseline):
-            arrived = [k for k in state.pending if self._reads.outcome(k) is not None]
-            if not arrived:
+            if not any(self._reads.outcome(k) is not None for k in state.pending):
                 return ScanResult(state.result.inventory, pending_vpd=state.result.pending_vpd,
                                   syscalls=self._syscalls)
-            return self._rebuild(state, state.walk, state.baseline, start)
-        walk, baseline = self._walk_tree(*self._what_to_read(state, hint, probe))
-        return self._rebuild(state, walk, baseline, start)
+            return self._rebuild(state, state.walk, state.baseline, state.prober, start)
+        walked = self._walk_tree(*self._what_to_read(state, hint, probe))
+        return self._rebuild_walked(state, walked, start)
 
-    def _probe(self, pfs: list[tuple[str, int]], *, listing: bool) -> _walk.Probe:
+    def _rebuild_walked(self, state: _State | None,
+                        walked: tuple[_walk.Walk, _walk.Probe, _walk.Prober],
+                        start: float) -> ScanResult:
+        try:
+            return self._rebuild(state, *walked, start)
+        except BaseException:
+            walked[2].close()
+            raise
+
+    def _probe(self, prober: _walk.Prober, *, listing: bool) -> _walk.Probe:
         counters: dict[str, int] = {}
-        probe = _walk.probe(self.sysfs, pfs, listing=listing, counters=counters)
+        probe = prober.probe(listing=listing, counters=counters)
         self._syscalls += counters["total"]
         return probe
 
@@ -402,7 +417,7 @@ class Scanner:
                          if i is not None and c.parent[i] >= 0)
         if probe is not None:
             now, before = _walk.pf_probes(probe), _walk.pf_probes(state.baseline)
-            dirty.update(a for (a, _), x, y in zip(state.pfs, now, before) if x != y)
+            dirty.update(a for (a, _), x, y in zip(state.prober.pfs, now, before) if x != y)
         reuse = [a for a in state.reusable if a not in dirty]
         listing: tuple[list[str], list[int]] | None = None
         if probe is not None and probe.listing is not None:
@@ -416,9 +431,11 @@ class Scanner:
         return listing, reuse
 
     def _walk_tree(self, listing: tuple[list[str], list[int]] | None = None,
-                   reuse: list[str] | None = None) -> tuple[_walk.Walk, _walk.Probe]:
-        """A walk (reading only what ``reuse`` does not vouch for) and the baseline that agrees
-        with it: a PF that changed during the walk makes it walk again, reading everything."""
+                   reuse: list[str] | None = None,
+                   ) -> tuple[_walk.Walk, _walk.Probe, _walk.Prober]:
+        """A walk (reading only what ``reuse`` does not vouch for), the baseline that agrees
+        with it and the prober of its PFs: a PF that changed during the walk makes it walk
+        again, reading everything."""
         state = self._state
         for attempt in range(3):
             known = (state.walk, reuse) if state is not None and reuse and attempt == 0 else None
@@ -426,16 +443,20 @@ class Scanner:
                               reuse=known)
             self.walks += 1
             self._syscalls += walk.counters["total"]
-            pfs = _pf_rows(walk)
-            after = self._probe(pfs, listing=False)
-            self._walked_pfs = (walk, pfs)
+            prober = _walk.Prober(self.sysfs, _pf_rows(walk))
+            try:
+                after = self._probe(prober, listing=False)
+            except BaseException:
+                prober.close()
+                raise
             if _walk.agrees(walk, after) or attempt == 2:
-                return walk, _walk.baseline(walk, after)
+                return walk, _walk.baseline(walk, after), prober
+            prober.close()
             log.debug("fastvpd: %s changed during the walk; walking again", self.sysfs)
         raise AssertionError("unreachable")
 
     def _rebuild(self, state: _State | None, walk: _walk.Walk, baseline: _walk.Probe,
-                 start: float) -> ScanResult:
+                 prober: _walk.Prober, start: float) -> ScanResult:
         keys = self._vpd_keys(walk) if self.read_vpd else {}
         base = os.path.join(self.sysfs, "bus", "pci", "devices")
         for row, key in keys.items():
@@ -470,15 +491,11 @@ class Scanner:
         self._log(inventory, added, removed, changed)
         result = ScanResult(inventory, added, removed, changed,
                             tuple(walk.addresses[row] for row in pending), self._syscalls)
-        if state is not None and state.walk is walk:
-            pfs, reusable = state.pfs, state.reusable
-        else:
-            walked, pfs = self._walked_pfs
-            if walked is not walk:
-                pfs = _pf_rows(walk)
-            reusable = _reusable(walk)
-        self._state = _State(walk, baseline, pfs, reusable, keys,
+        reusable = state.reusable if state is not None and state.walk is walk else _reusable(walk)
+        self._state = _State(walk, baseline, prober, reusable, keys,
                              frozenset(keys[r] for r in pending), result)
+        if state is not None and state.prober is not prober:
+            state.prober.close()
         return result
 
     def _vpd_keys(self, walk: _walk.Walk) -> dict[int, _Identity]:

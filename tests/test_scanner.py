@@ -8,6 +8,7 @@ import gc
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 import tracemalloc
@@ -149,6 +150,60 @@ def test_a_pf_mac_change_changes_the_pf_and_every_vf_of_it(scratch: Path) -> Non
                                                if host.functions[a].parent_addr == pf}
         assert result.inventory[pf].mac_address == "b8:ce:f6:12:34:56"
         same_as_cold_scan(result, host.root)
+
+
+# The prober keeps each PF's net/ open and lists it again only when its fstat moved or a name it
+# listed lost its address file: each way a PF's netdevs change without a PCI event.
+def _rename_netdev(host: testing.BuiltHost, pf: str, new: str) -> None:
+    f = host.functions[pf]
+    old = f.netdevs[0]
+    os.rename(f"{f.path}/net/{old}", f"{f.path}/net/{new}")
+    os.remove(f"{host.root}/class/net/{old}")
+    os.symlink(os.path.relpath(f"{f.path}/net/{new}", f"{host.root}/class/net"),
+               f"{host.root}/class/net/{new}")
+
+
+@pytest.mark.parametrize("change", ["rename", "add", "remove", "replace_by_link", "mac"])
+def test_netdev_changes_without_a_pci_event_are_seen(scratch: Path, change: str) -> None:
+    host = testing.dpu_host(scratch, cards=1, pfs_per_card=2, vfs_per_pf=2)
+    pf = host.pfs[0]
+    f = host.functions[pf]
+    with Scanner(host) as scanner:
+        scanner.refresh()
+        assert scanner.refresh(set()).changed == ()  # the held net/ answers from its names
+        if change == "rename":
+            _rename_netdev(host, pf, "enp3s0f0v2")
+        elif change == "add":
+            testing.add_netdev(host, pf, "aaa0", "02:00:00:00:00:01")
+        elif change == "remove":
+            shutil.rmtree(f"{f.path}/net/{f.netdevs[0]}")
+        elif change == "replace_by_link":  # same name, same count of directories: a link now
+            os.rename(f"{f.path}/net/{f.netdevs[0]}", f"{f.path}/moved")
+            os.symlink("../moved", f"{f.path}/net/{f.netdevs[0]}")
+            os.chmod(f"{f.path}/moved/address", 0o644)
+            Path(f"{f.path}/moved/address").write_text("02:00:00:00:00:03\n")
+        else:
+            testing.set_mac(host, pf, "02:00:00:00:00:02")
+        result = scanner.refresh(set())
+        assert pf in result.changed
+        same_as_cold_scan(result, host.root)
+        again = scanner.refresh(set())
+        assert again.changed == () and again.inventory is result.inventory
+
+
+def test_an_unchanged_refresh_costs_a_few_syscalls_per_pf_and_holds_two_fds_per_pf(
+        scratch: Path) -> None:
+    host = testing.dpu_host(scratch, cards=4, pfs_per_card=2, vfs_per_pf=16,
+                            vf_driver="vfio-pci", vf_netdevs=False)
+    fds = len(os.listdir("/proc/self/fd"))
+    with Scanner(host) as scanner:
+        scanner.refresh()
+        assert len(os.listdir("/proc/self/fd")) == fds + 2 + 2 * len(host.pfs)
+        quiet = scanner.refresh(set())
+        # per PF: 3 virtfn links and the driver (readlinkat), net/ (fstat), its netdev's
+        # address (openat, fstat, read, close); no listing, no path opened twice
+        assert quiet.changed == () and quiet.syscalls == 9 * len(host.pfs)
+    assert len(os.listdir("/proc/self/fd")) == fds
 
 
 def test_a_replaced_card_is_read_again(scratch: Path) -> None:

@@ -1043,3 +1043,20 @@ def test_addresses_behave_as_the_list_of_names_they_hold() -> None:
         a.index("0000:82:00.2")
     with pytest.raises(IndexError):
         a[3]
+
+
+def test_prober_reports_a_missing_root_then_finds_it_and_closes_once(tmp_path: Path) -> None:
+    """The prober opens nothing until its first probe, reports a root that is no sysfs tree as
+    a walk does, keeps trying, and is unusable (not crashing) after close."""
+    root = tmp_path / "sys"
+    prober = _walk.Prober(root, [("0000:03:00.0", 2), ("not-an-address", 0)])
+    with pytest.raises(SysfsError, match="cannot open the sysfs root"):
+        prober.probe(listing=False)
+    host = testing.dpu_host(root, cards=1, pfs_per_card=1, vfs_per_pf=2)
+    found = _walk.pf_probes(prober.probe(listing=True))
+    assert [p.gone for p in found] == [False, True]
+    assert (found[0].first, found[0].last, found[0].past_end) == (host.vfs[0], host.vfs[1], False)
+    prober.close()
+    prober.close()
+    with pytest.raises(ValueError, match="closed"):
+        prober.probe(listing=False)
