@@ -863,20 +863,29 @@ static void put_netdevs(walker *w, int32_t dev)
     d->netdev_len = d->netdev_off < 0 ? -1 : (int32_t)w->tmp.len;
 }
 
+/* The net/ directory `path` of dir `dfd`, opened for listing; when there is none (or it cannot be
+ * opened) devices[dev] gets no netdevs, with the problem if any, and the result is -1. */
+static int open_net(walker *w, int32_t dev, int dfd, const char *path)
+{
+    int fd = w_openat(w, dfd, path, OPEN_DIR);
+    if (fd < 0) {
+        int err = errno;
+        if (err == ENOTDIR)
+            simple_problem(w, dev, FV_A_NET, FV_P_NOT_DIR, 0, 0, "net");
+        else if (err != ENOENT)
+            simple_problem(w, dev, FV_A_NET, FV_P_UNREADABLE, err, 0, "net");
+        w->tmp.len = 0;
+        put_netdevs(w, dev);
+    }
+    return fd;
+}
+
 /* Netdevs of dir `dfd` (path "net" or "<addr>/net"): "name\tmac\n" lines. */
 static void read_net(walker *w, int32_t dev, int dfd, const char *path)
 {
-    fv_device *d = &w->r->devices[dev];
-    int fd = w_openat(w, dfd, path, OPEN_DIR);
-    if (fd < 0) {
-        if (errno == ENOTDIR)
-            simple_problem(w, dev, FV_A_NET, FV_P_NOT_DIR, 0, 0, "net");
-        else if (errno != ENOENT)
-            simple_problem(w, dev, FV_A_NET, FV_P_UNREADABLE, errno, 0, "net");
-        d->netdev_off = sb_put(w, &w->str, "", 0);
-        d->netdev_len = d->netdev_off < 0 ? -1 : 0;
+    int fd = open_net(w, dev, dfd, path);
+    if (fd < 0)
         return;
-    }
     netscan ns = {dev, fd};
     w->tmp.len = 0;
     int rc = list_dir(w, fd, net_cb, &ns);
@@ -2101,17 +2110,9 @@ static void held_net(walker *w, held_pf *h, int32_t dev)
     h->names = NULL;
     h->names_len = 0;
     h->n_names = 0;
-    int fd = w_openat(w, h->fd, "net", OPEN_DIR);
-    if (fd < 0) {
-        fv_device *d = &r->devices[dev];
-        if (errno == ENOTDIR)
-            simple_problem(w, dev, FV_A_NET, FV_P_NOT_DIR, 0, 0, "net");
-        else if (errno != ENOENT)
-            simple_problem(w, dev, FV_A_NET, FV_P_UNREADABLE, errno, 0, "net");
-        d->netdev_off = sb_put(w, &w->str, "", 0);
-        d->netdev_len = d->netdev_off < 0 ? -1 : 0;
+    int fd = open_net(w, dev, h->fd, "net");
+    if (fd < 0)
         return;
-    }
     w->c->fstat++;
     int statted = fstat(fd, &h->netst) == 0;
     netlist nl = {{dev, fd}, h, {NULL, 0, 0}};
