@@ -191,6 +191,33 @@ def test_netdev_changes_without_a_pci_event_are_seen(scratch: Path, change: str)
         assert again.changed == () and again.inventory is result.inventory
 
 
+@pytest.mark.parametrize("breakage", ["net_is_a_file", "address_missing", "address_fifo",
+                                      "address_garbage", "stray_file_in_net"])
+def test_a_hostile_net_dir_is_probed_as_a_walk_reads_it(scratch: Path, breakage: str) -> None:
+    """Whatever a PF's net/ holds, each refresh(set()) equals a cold scan, when it appears
+    between two refreshes and on the refreshes after (the held net/ must not hide it)."""
+    host = testing.dpu_host(scratch, cards=1, pfs_per_card=2, vfs_per_pf=2)
+    f = host.functions[host.pfs[1]]
+    net, address = f"{f.path}/net", f"{f.path}/net/{f.netdevs[0]}/address"
+    with Scanner(host) as scanner:
+        scanner.refresh()
+        if breakage == "net_is_a_file":
+            shutil.rmtree(net)
+            Path(net).write_text("eth0\n")
+        elif breakage == "address_missing":
+            os.remove(address)
+        elif breakage == "address_fifo":
+            os.remove(address)
+            os.mkfifo(address)
+        elif breakage == "address_garbage":
+            os.chmod(address, 0o644)
+            Path(address).write_text("not a mac\n")
+        else:
+            Path(f"{net}/stray").write_text("x")
+        for _ in range(3):
+            same_as_cold_scan(scanner.refresh(set()), host.root)
+
+
 def test_an_unchanged_refresh_costs_a_few_syscalls_per_pf_and_holds_two_fds_per_pf(
         scratch: Path) -> None:
     host = testing.dpu_host(scratch, cards=4, pfs_per_card=2, vfs_per_pf=16,
