@@ -184,15 +184,17 @@ _NOVA_FIELDS = frozenset(("address", "vendor_id", "product_id", "dev_type", "dev
 def _nova_dict(address: str, vendor_id: str | None, product_id: str | None,
                numa_node: int | None, dev_type: str, parent_addr: str | None,
                parent_ifname: str | None, vf_num: int | None, pf_mac_address: str | None,
-               card_serial_number: str | None, mac_address: str | None) -> dict[str, Any]:
-    """One device dict, keys in the order Nova's ``Host._get_pcidev_info`` makes them."""
+               card_serial_number: str | None, mac_address: str | None,
+               dev_id: str | None = None) -> dict[str, Any]:
+    """One device dict, keys in the order Nova's ``Host._get_pcidev_info`` makes them
+    (``dev_id``: ``nova_dev_id(address)`` when the caller has it made already)."""
     d: dict[str, Any] = {
-        "dev_id": nova_dev_id(address),
+        "dev_id": dev_id or nova_dev_id(address),
         "address": address,
         "product_id": product_id,
         "vendor_id": vendor_id,
         "numa_node": numa_node,
-        "label": f"label_{vendor_id}_{product_id}",
+        "label": _label(vendor_id, product_id),
         "dev_type": dev_type,
     }
     caps: dict[str, Any] = {}
@@ -220,6 +222,18 @@ def _key(address: object) -> str:
 
 
 _HEX4: dict[int, str] = {}
+_LABELS: dict[tuple[str | None, str | None], str] = {}
+_LABELS_MAX = 4096  # distinct ID pairs memoised; a host has a handful
+
+
+def _label(vendor_id: str | None, product_id: str | None) -> str:
+    """Nova's ``label``, memoised like `_hex4` (the IDs it is made of are)."""
+    label = _LABELS.get((vendor_id, product_id))
+    if label is None:
+        label = f"label_{vendor_id}_{product_id}"
+        if len(_LABELS) < _LABELS_MAX:
+            _LABELS[vendor_id, product_id] = label
+    return label
 
 
 def _hex4(value: int) -> str | None:
@@ -270,6 +284,10 @@ class Inventory(Mapping[str, PciDevice]):
         self._vpds: dict[int, Vpd | None] = {}
         self._cards: Mapping[str, tuple[PciDevice, ...]] | None = None
         self._netdev_index: dict[str, str] | None = None
+        # What the Nova dicts of a PF and of its VFs share, made once per scan: every to_nova()
+        # reuses these strings (immutable) instead of making its own (docs/nova-contract.md).
+        self._pf_strings: dict[int, tuple[str, str, str | None]] = {
+            p: self._make_pf_strings(p) for p, kind in enumerate(self._cols.kind) if kind == 1}
 
     @classmethod
     def from_facts(cls, devices: Iterable[DeviceFacts], *, problems: Iterable[str] = (),
@@ -413,7 +431,7 @@ class Inventory(Mapping[str, PciDevice]):
         kind, p, numa, vf_num = c.kind[i], c.parent[i], c.numa_node[i], c.vf_num[i]
         parent_addr = parent_ifname = parent_mac = mac = None
         if kind == 2 and p >= 0:
-            parent_addr = self._addresses[p]
+            parent_addr = self._pf_string(p)[0]
             pf_netdevs = extras.get(p, _walk.NO_EXTRA)[1]
             if pf_netdevs:
                 parent_mac = pf_netdevs[0][1]
@@ -423,21 +441,31 @@ class Inventory(Mapping[str, PciDevice]):
             netdevs = extras.get(i, _walk.NO_EXTRA)[1]
             if netdevs:
                 mac = netdevs[0][1]
-        return _nova_dict(self._addresses[i], _hex4(c.vendor[i]), _hex4(c.device[i]),
+        address, dev_id, serial = (self._pf_string(i) if kind == 1
+                                   else (self._addresses[i], None, self._serial(i)))
+        return _nova_dict(address, _hex4(c.vendor[i]), _hex4(c.device[i]),
                           None if numa < 0 else numa, _DEV_TYPES[kind], parent_addr,
                           parent_ifname, None if vf_num < 0 else vf_num, parent_mac,
-                          self._serial(i), mac)
+                          serial, mac, dev_id)
+
+    def _make_pf_strings(self, p: int) -> tuple[str, str, str | None]:
+        address = self._addresses[p]
+        return address, nova_dev_id(address), self._serial(p)
+
+    def _pf_string(self, p: int) -> tuple[str, str, str | None]:
+        """A PF's address, ``dev_id`` and card serial, as made at scan time."""
+        return self._pf_strings.get(p) or self._make_pf_strings(p)
 
     def _vf_template(self, p: int, vendor: int, device: int, numa: int) -> _VfTemplate:
         """The Nova dicts a VF of PF ``p`` with these IDs has, but for its own address: without
         and with ``parent_ifname`` (Nova gives it only to a VF that owns a netdev)."""
         netdevs = self._extras.get(p, _walk.NO_EXTRA)[1]
         ifname, pf_mac = netdevs[0] if netdevs else (None, None)
-        args = ("", _hex4(vendor), _hex4(device), None if numa < 0 else numa, TYPE_VF,
-                self._addresses[p])
+        address, _, serial = self._pf_string(p)
+        args = ("", _hex4(vendor), _hex4(device), None if numa < 0 else numa, TYPE_VF, address)
         plain = _nova_dict(*args, None, None, None, None, None)
         with_ifname = _nova_dict(*args, ifname, None, None, None, None)
-        return plain, with_ifname, vendor, device, numa, pf_mac, self._serial(p)
+        return plain, with_ifname, vendor, device, numa, pf_mac, serial
 
     def diff(self, previous: Inventory) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         """``(added, removed, changed)`` addresses since ``previous``, each in address order.

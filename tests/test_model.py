@@ -173,6 +173,20 @@ def test_to_nova_per_pf_shortcut_handles_odd_vfs():
     inner = [v for c in caps for v in c.values()]
     assert len(caps) == 7 and {id(c) for c in caps}.isdisjoint({id(d) for d in nova})
     assert len({id(x) for x in caps + inner}) == len(caps + inner)  # no dict shared between two
+    # The strings of a PF's dicts are made once per scan and shared by every call (immutable);
+    # the dicts never are.
+    again = inv.to_nova()
+    at = {d["address"]: k for k, d in enumerate(nova)}
+    pf, vf, pf_again = nova[at["0000:82:00.0"]], nova[at["0000:82:00.2"]], again[at["0000:82:00.0"]]
+    assert pf["dev_type"] == "type-PF" and vf["parent_addr"] == pf["address"]
+    assert pf_again == pf and pf_again is not pf
+    for key in ("address", "dev_id", "label"):
+        assert pf_again[key] is pf[key]
+    assert vf["parent_addr"] is pf["address"]
+    serial = pf["capabilities"]["vpd"]["card_serial_number"]
+    assert vf["capabilities"]["vpd"]["card_serial_number"] is serial
+    assert pf_again["capabilities"]["vpd"]["card_serial_number"] is serial
+    assert pf_again["capabilities"] is not pf["capabilities"]
 
 
 def test_inventory_mapping_and_queries():
