@@ -613,6 +613,8 @@ static int cmp_key(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static int bus_keys(walker *w, keylist *kp);
+
 /* List bus/pci/devices into w->keys (sorted, w->n of them) and r->inodes (each entry's d_ino).
  * 0, or -1 with r->error (or w->oom) set. */
 static int list_bus(walker *w)
@@ -630,6 +632,15 @@ static int list_bus(walker *w)
         }
         return -1;
     }
+    return bus_keys(w, &kl);
+}
+
+/* The keys `kl` holds (freed here), sorted into w->keys, their inodes into r->inodes: 0 or -1
+ * (w->oom set). */
+static int bus_keys(walker *w, keylist *kp)
+{
+    fv_result *r = w->r;
+    keylist kl = *kp;
     if (kl.n)
         qsort(kl.keys, kl.n, sizeof(keyino), cmp_key);
     w->keys = malloc((kl.n ? kl.n : 1) * sizeof *w->keys);
@@ -1674,6 +1685,7 @@ static int name_devices(walker *w)
             r->addresses[len++] = '\n';
         len += fmt_addr(w->keys[i], r->addresses + len);
     }
+    r->addresses[len] = '\0';
     r->addresses_len = (int64_t)len;
     return 0;
 }
@@ -1965,6 +1977,14 @@ struct fv_prober {
     int rootfd, devfd, eod_marker;
     size_t n;
     held_pf *pf;
+    /* The last bus/pci/devices listing as getdents64 gave it (d_ino and name, NUL after each)
+     * and what it was made into: an unchanged listing is not parsed, sorted and named again. */
+    unsigned char *seen;
+    size_t seen_len;
+    char *addresses;
+    size_t addresses_len;
+    uint64_t *inodes;
+    int32_t n_listed; /* -1: nothing kept (the listing had a problem, or none was read yet) */
 };
 
 fv_prober *fv_prober_new(const char *root, const char *pfs, size_t len, const int32_t *counts,
@@ -1985,6 +2005,7 @@ fv_prober *fv_prober_new(const char *root, const char *pfs, size_t len, const in
     }
     p->rootfd = p->devfd = -1;
     p->n = n_pfs;
+    p->n_listed = -1;
     size_t pos = 0;
     for (size_t i = 0; i < n_pfs; i++) {
         held_pf *h = &p->pf[i];
@@ -2014,6 +2035,9 @@ void fv_prober_free(fv_prober *p)
         close(p->devfd);
     if (p->rootfd >= 0)
         close(p->rootfd);
+    free(p->seen);
+    free(p->addresses);
+    free(p->inodes);
     free(p->pf);
     free(p->root);
     free(p);
@@ -2134,6 +2158,106 @@ static void held_net(walker *w, held_pf *h, int32_t dev)
     put_netdevs(w, dev);
 }
 
+static int raw_cb(walker *w, void *ctx, const char *name, size_t len, unsigned char type)
+{
+    (void)type;
+    if (sb_put(w, ctx, &w->dent_ino, sizeof w->dent_ino) < 0 || sb_put(w, ctx, name, len + 1) < 0)
+        return ENOMEM;
+    return 0;
+}
+
+static void forget_listing(fv_prober *p)
+{
+    free(p->seen);
+    free(p->addresses);
+    free(p->inodes);
+    p->seen = NULL;
+    p->addresses = NULL;
+    p->inodes = NULL;
+    p->n_listed = -1;
+}
+
+static void *dup_mem(const void *src, size_t n)
+{
+    void *d = malloc(n ? n : 1);
+    if (d && n)
+        memcpy(d, src, n);
+    return d;
+}
+
+/* bus/pci/devices into r (addresses, inodes, n_listed) as list_bus and name_devices make them,
+ * from what the prober kept when getdents64 gives the very bytes it gave last time. 0, or -1
+ * with r->error (or w->oom) set. */
+static int prober_listing(walker *w, fv_prober *p)
+{
+    fv_result *r = w->r;
+    sbuf now = {NULL, 0, 0};
+    int rc = list_dir(w, w->devfd, raw_cb, &now);
+    if (rc || w->oom) {
+        free(now.p);
+        if (rc && rc != ENOMEM) {
+            r->error = FV_E_LISTING;
+            r->error_errno = rc;
+        } else if (!w->oom) {
+            w->oom = 2;
+        }
+        return -1;
+    }
+    if (p->n_listed >= 0 && now.len == p->seen_len &&
+        (now.len == 0 || memcmp(now.p, p->seen, now.len) == 0)) {
+        free(now.p);
+        size_t n = (size_t)p->n_listed;
+        r->addresses = dup_mem(p->addresses, p->addresses_len + 1);
+        r->inodes = dup_mem(p->inodes, n * sizeof *r->inodes);
+        if (!r->addresses || !r->inodes) {
+            w->oom = 1;
+            return -1;
+        }
+        r->addresses_len = (int64_t)p->addresses_len;
+        r->n_listed = w->n = p->n_listed;
+        return 0;
+    }
+    forget_listing(p);
+    int32_t p0 = r->n_problems;
+    keylist kl = {NULL, 0, 0};
+    for (size_t pos = 0; pos < now.len;) {
+        memcpy(&w->dent_ino, now.p + pos, sizeof w->dent_ino);
+        const char *name = (const char *)now.p + pos + sizeof w->dent_ino;
+        size_t len = strlen(name);
+        pos += sizeof w->dent_ino + len + 1;
+        if (listing_cb(w, &kl, name, len, DT_UNKNOWN)) {
+            free(kl.keys);
+            free(now.p);
+            return -1; /* w->oom is set */
+        }
+    }
+    if (kl.n > (size_t)INT32_MAX / sizeof(fv_device)) {
+        free(kl.keys);
+        free(now.p);
+        w->oom = 2;
+        return -1;
+    }
+    if (bus_keys(w, &kl) || name_devices(w)) {
+        free(now.p);
+        return -1;
+    }
+    size_t n = (size_t)w->n;
+    if (r->n_problems == p0 && !w->oom) { /* a listing with a problem is read afresh each time */
+        p->addresses = dup_mem(r->addresses, (size_t)r->addresses_len + 1);
+        p->inodes = dup_mem(r->inodes, n * sizeof *r->inodes);
+        if (p->addresses && p->inodes) {
+            p->seen = now.p;
+            p->seen_len = now.len;
+            p->addresses_len = (size_t)r->addresses_len;
+            p->n_listed = w->n;
+            return 0;
+        }
+        forget_listing(p);
+    }
+    free(now.p);
+    return 0;
+}
+
 fv_result *fv_prober_run(fv_prober *p, int flags)
 {
     walker w;
@@ -2199,7 +2323,7 @@ fv_result *fv_prober_run(fv_prober *p, int flags)
             r->error_errno = errno;
             return finish(&w);
         }
-        if (list_bus(&w) || name_devices(&w))
+        if (prober_listing(&w, p))
             return finish(&w);
         int fd = w_openat(&w, p->rootfd, "class/net", OPEN_DIR);
         if (fd >= 0) {

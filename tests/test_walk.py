@@ -1060,3 +1060,38 @@ def test_prober_reports_a_missing_root_then_finds_it_and_closes_once(tmp_path: P
     prober.close()
     with pytest.raises(ValueError, match="closed"):
         prober.probe(listing=False)
+
+
+def test_prober_listing_is_the_walks_after_every_change(tmp_path: Path) -> None:
+    """The prober keeps its last bus/pci/devices listing and reuses what it made of it when
+    getdents64 gives the same bytes: what it returns must still be what a fresh walk lists,
+    whatever changed in between (an entry added, replaced by a new inode, removed, a name that
+    is no address)."""
+    host = testing.dpu_host(tmp_path / "sys", cards=1, pfs_per_card=2, vfs_per_pf=3)
+    devices = Path(host.root) / "bus/pci/devices"
+    target = os.readlink(devices / host.vfs[0])
+    with _walk.Prober(host.root, [(pf, 3) for pf in host.pfs]) as prober:
+
+        def check(present: str | None = None, absent: str | None = None) -> bytes:
+            got = prober.probe(listing=True).listing
+            assert got is not None
+            assert got == _walk.walk(host.root, read_vpd=False).listing
+            assert got == prober.probe(listing=True).listing  # the kept one, unchanged
+            names, _ = _walk.listing_of(got)
+            assert present is None or present in names
+            assert absent is None or absent not in names
+            return got
+
+        first = check()
+        os.symlink(target, devices / "0000:7f:00.0")
+        added = check(present="0000:7f:00.0")
+        os.symlink(target, devices / "new")
+        os.replace(devices / "new", devices / "0000:7f:00.0")  # same name, another inode
+        replaced = check(present="0000:7f:00.0")
+        assert replaced != added and _walk.listing_of(replaced)[0] == _walk.listing_of(added)[0]
+        (devices / "0000:7f:00.0").unlink()
+        assert check(absent="0000:7f:00.0") == first
+        os.symlink(target, devices / "not-an-address")
+        assert check(absent="not-an-address") == first
+        (devices / "not-an-address").unlink()
+        assert check() == first
