@@ -400,11 +400,6 @@ def _split_entries(item: Any) -> list[Any]:
     return [[element] for element in value] if isinstance(value, list) else [item]
 
 
-def _names_one_pf(spec: DeviceSpec) -> bool:
-    """Whether a bound spec's address or devname names one PF (meaning its VFs)."""
-    return bool(spec._single_is_pf)  # profile keeps it private: the bound spec's own finding
-
-
 def _load_specs(inventory: Inventory,
                 specs: Iterable[str | Mapping[str, Any] | DeviceSpec]) -> list[SpecVerdict]:
     out: list[SpecVerdict] = []
@@ -422,7 +417,7 @@ def _load_specs(inventory: Inventory,
                     f"device_spec entry [{index}]"),)))
                 continue
             reasons: tuple[Reason, ...] = ()
-            if spec.remote_managed and _names_one_pf(spec):
+            if spec.remote_managed and spec.names_one_pf:
                 reasons = (Reason(
                     "spec-invalid", NOVA, f"Nova 34 rejects device_spec entry [{index}] "
                     f"{json.dumps(spec.entry)}, and with it the whole [pci] device_spec: a "

@@ -419,6 +419,12 @@ class DeviceSpec:
         return matcher.matches(address)
 
     @property
+    def names_one_pf(self) -> bool | None:
+        """Whether the spec's address or ``devname`` names one PF of the host it is bound to
+        (it then means that PF's VFs too); None for a spec not bound to a host."""
+        return self._single_is_pf if self._bound else None
+
+    @property
     def nova_trait_value(self) -> bool:
         """Whether Nova 34 reports COMPUTE_REMOTE_MANAGED_PORTS for devices of this spec: only
         when ``remote_managed`` is the text ``true`` (any case); a spec saying ``yes``, ``1`` or

@@ -137,6 +137,11 @@ def test_specs_match_without_a_host(inv: fastvpd.Inventory) -> None:
     assert {d.address for d in inv.values() if named.bind(inv).match(d)} == matched
     gone = load_device_specs([{"devname": "nope0"}], inv)[0]
     assert not any(gone.match(d) for d in inv.values())
+    assert spec.names_one_pf is None and named.names_one_pf is None  # unbound: not known
+    assert spec.bind(inv).names_one_pf is True and named.bind(inv).names_one_pf is True
+    vf = inv.vfs(pf.address)[0]
+    assert load_device_specs([{"address": vf.address}], inv)[0].names_one_pf is False
+    assert gone.names_one_pf is False
     with pytest.raises(DeviceSpecError, match="not present on the host"):
         load_device_specs([{"devname": "nope0", "remote_managed": "yes"}], inv)
 
