@@ -410,7 +410,8 @@ class Inventory(Mapping[str, PciDevice]):
         it); it is still in the inventory with its problems.
         """
         c, extras = self._cols, self._extras
-        own_vpd = {i for i, (_, _, vpd) in extras.items() if vpd is not None}
+        # VFs with VPD of their own (vf_vpd): their serial is theirs, not their PF's template's
+        own_vpd = {i for i, (_, _, vpd) in extras.items() if vpd is not None and c.kind[i] == 2}
         # The VFs are built in C (fastvpd._nova), from their PF's template: see _vf_template.
         return _nova.build(self._addresses.text, self._addresses.offsets, c.vendor, c.device,
                            c.numa_node, c.kind, c.parent, c.vf_num, c.flags, FLAG_NETDEV,
