@@ -73,7 +73,8 @@ def build(str text, const int[:] offsets, const int[:] vendor, const int[:] devi
             rows += 1
     cdef list out = [None] * rows  # sized once: no over-allocation left in what is returned
     cdef dict shared = {}
-    cdef dict template = None, template_net = None, base, d, caps
+    cdef dict template = None, template_net = None, base, d, caps, sriov
+    cdef dict sriov_t = None, vpd_t = None
     cdef object pf_mac = None, serial = None, address, entry
     cdef list ints = _VF_NUMS
     for i in range(n):
@@ -84,6 +85,9 @@ def build(str text, const int[:] offsets, const int[:] vendor, const int[:] devi
                 entry = template_of(p, vendor[i], device[i], numa[i])
                 shared[p] = entry
             template, template_net, t_vendor, t_device, t_numa, pf_mac, serial = entry
+            # each VF's sriov and vpd dicts are copies of these (a copy clones the key table)
+            sriov_t = {"pf_mac_address": pf_mac, "vf_num": None} if pf_mac is not None else None
+            vpd_t = {"card_serial_number": serial} if serial else None
             last = p
         v = vf_num[i]
         if (p == last and vendor[i] == t_vendor and device[i] == t_device and numa[i] == t_numa
@@ -93,16 +97,19 @@ def build(str text, const int[:] offsets, const int[:] vendor, const int[:] devi
             address = PyUnicode_Substring(text, offsets[i], offsets[i + 1] - 1)
             PyDict_SetItem(d, "dev_id", _dev_id(text, offsets[i], offsets[i + 1] - 1))
             PyDict_SetItem(d, "address", address)
-            if pf_mac is not None:
+            if sriov_t is not None:
                 while len(ints) <= v:  # one int object per VF number, shared (ints are immutable)
                     ints.append(len(ints))  # at most 2**16 (sriov_totalvfs is 16 bits)
-                caps = {"sriov": {"pf_mac_address": pf_mac, "vf_num": ints[v]}}
-                if serial:
-                    caps["vpd"] = {"card_serial_number": serial}
+                sriov = PyDict_Copy(sriov_t)
+                PyDict_SetItem(sriov, "vf_num", ints[v])
+                if vpd_t is not None:
+                    caps = {"sriov": sriov, "vpd": PyDict_Copy(vpd_t)}
+                else:
+                    caps = {"sriov": sriov}
                 PyObject_GC_UnTrack(<void*>caps)
                 PyDict_SetItem(d, "capabilities", caps)
-            elif serial:
-                caps = {"vpd": {"card_serial_number": serial}}
+            elif vpd_t is not None:
+                caps = {"vpd": PyDict_Copy(vpd_t)}
                 PyObject_GC_UnTrack(<void*>caps)
                 PyDict_SetItem(d, "capabilities", caps)
             if not PyObject_GC_IsTracked(base):  # the template holds no container
