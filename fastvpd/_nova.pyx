@@ -17,7 +17,10 @@ itself again as soon as a container is stored in it.
 """
 
 from cpython.dict cimport PyDict_Copy, PyDict_SetItem
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_Substring
+from libc.string cimport memcpy
 
 cdef extern from "Python.h":
     void PyObject_GC_UnTrack(void* op)
@@ -47,6 +50,13 @@ cdef inline object _dev_id(str text, Py_ssize_t start, Py_ssize_t end):
     dst[1] = 99
     dst[2] = 105
     dst[3] = 95
+    if n >= 12 and src[n - 8] == 58 and src[n - 5] == 58 and src[n - 2] == 46:
+        # canonical "<domain>:BB:SS.F" (the hex domain holds no ':' or '.'): three bytes change
+        memcpy(dst + 4, src, n)
+        dst[4 + n - 8] = 95
+        dst[4 + n - 5] = 95
+        dst[4 + n - 2] = 95
+        return out
     for k in range(n):
         ch = src[k]
         dst[4 + k] = 95 if ch == 58 or ch == 46 else ch
@@ -71,7 +81,8 @@ def build(str text, const int[:] offsets, const int[:] vendor, const int[:] devi
     for i in range(n):
         if vendor[i] >= 0 and device[i] >= 0:
             rows += 1
-    cdef list out = [None] * rows  # sized once: no over-allocation left in what is returned
+    cdef list out = PyList_New(rows)  # sized once: no over-allocation left in what is returned
+    cdef bint any_own = len(own_vpd) > 0  # else no per-VF lookup (and no int object) at all
     cdef dict shared = {}
     cdef dict template = None, template_net = None, base, d, caps, sriov
     cdef dict sriov_t = None, vpd_t = None
@@ -91,7 +102,7 @@ def build(str text, const int[:] offsets, const int[:] vendor, const int[:] devi
             last = p
         v = vf_num[i]
         if (p == last and vendor[i] == t_vendor and device[i] == t_device and numa[i] == t_numa
-                and v >= 0 and i not in own_vpd):
+                and v >= 0 and not (any_own and i in own_vpd)):
             base = template_net if flags[i] & netdev_flag else template
             d = PyDict_Copy(base)
             address = PyUnicode_Substring(text, offsets[i], offsets[i + 1] - 1)
@@ -114,9 +125,14 @@ def build(str text, const int[:] offsets, const int[:] vendor, const int[:] devi
                 PyDict_SetItem(d, "capabilities", caps)
             if not PyObject_GC_IsTracked(base):  # the template holds no container
                 PyObject_GC_UnTrack(<void*>d)
-            out[row] = d
+            Py_INCREF(d)  # PyList_SET_ITEM steals a reference into a slot that held none
+            PyList_SET_ITEM(out, row, d)
             row += 1
         elif vendor[i] >= 0 and device[i] >= 0:
-            out[row] = row_dict(i)
+            d = row_dict(i)
+            Py_INCREF(d)
+            PyList_SET_ITEM(out, row, d)
             row += 1
+    if row != rows:  # a slot left NULL would crash the caller: never return such a list
+        raise AssertionError(f"to_nova: {row} rows built, {rows} counted")
     return out
