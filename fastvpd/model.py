@@ -286,8 +286,9 @@ class Inventory(Mapping[str, PciDevice]):
         self._netdev_index: dict[str, str] | None = None
         # What the Nova dicts of a PF and of its VFs share, made once per scan: every to_nova()
         # reuses these strings (immutable) instead of making its own (docs/nova-contract.md).
+        # (A PF without driver, netdev or VPD is in no extra: its strings are made per call.)
         self._pf_strings: dict[int, tuple[str, str, str | None]] = {
-            p: self._make_pf_strings(p) for p, kind in enumerate(self._cols.kind) if kind == 1}
+            p: self._make_pf_strings(p) for p in self._extras if self._cols.kind[p] == 1}
 
     @classmethod
     def from_facts(cls, devices: Iterable[DeviceFacts], *, problems: Iterable[str] = (),
