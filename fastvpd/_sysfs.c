@@ -615,6 +615,45 @@ static int cmp_key(const void *a, const void *b)
 
 static int bus_keys(walker *w, keylist *kp);
 
+/* Sort `a` by key, stably: an LSD radix sort by bytes, skipping the bytes in which all keys
+ * agree (the domain, mostly), so a listing of thousands of functions takes two counting passes
+ * instead of an O(n log n) comparison sort; qsort when short or out of memory. */
+static void sort_keys(keyino *a, size_t n)
+{
+    keyino *tmp = n >= 64 ? malloc(n * sizeof *tmp) : NULL;
+    if (!tmp) {
+        if (n > 1)
+            qsort(a, n, sizeof *a, cmp_key);
+        return;
+    }
+    uint64_t any = 0, all = UINT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        any |= a[i].key;
+        all &= a[i].key;
+    }
+    keyino *src = a, *dst = tmp;
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        if ((((any ^ all) >> shift) & 0xff) == 0)
+            continue;
+        size_t start[256] = {0};
+        for (size_t i = 0; i < n; i++)
+            start[(src[i].key >> shift) & 0xff]++;
+        for (size_t b = 0, sum = 0; b < 256; b++) {
+            size_t c = start[b];
+            start[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[start[(src[i].key >> shift) & 0xff]++] = src[i];
+        keyino *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a)
+        memcpy(a, src, n * sizeof *a);
+    free(tmp);
+}
+
 /* List bus/pci/devices into w->keys (sorted, w->n of them) and r->inodes (each entry's d_ino).
  * 0, or -1 with r->error (or w->oom) set. */
 static int list_bus(walker *w)
@@ -641,8 +680,7 @@ static int bus_keys(walker *w, keylist *kp)
 {
     fv_result *r = w->r;
     keylist kl = *kp;
-    if (kl.n)
-        qsort(kl.keys, kl.n, sizeof(keyino), cmp_key);
+    sort_keys(kl.keys, kl.n);
     w->keys = malloc((kl.n ? kl.n : 1) * sizeof *w->keys);
     r->inodes = malloc((kl.n ? kl.n : 1) * sizeof *r->inodes);
     if (!w->keys || !r->inodes) {
@@ -1719,8 +1757,7 @@ static int given_listing(walker *w, const fv_rewalk_args *a)
         kv[n].key = (uint64_t)key;
         kv[n++].ino = a->listing_inodes ? a->listing_inodes[i] : 0;
     }
-    if (n)
-        qsort(kv, n, sizeof *kv, cmp_key);
+    sort_keys(kv, n);
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
         if (m == 0 || kv[m - 1].key != kv[i].key)

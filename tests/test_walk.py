@@ -7,6 +7,7 @@ symlinks from bus/pci/devices, virtfn/physfn links, driver links into bus/pci/dr
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -537,6 +538,30 @@ def test_domains_above_ffff_are_listed_in_numeric_order(tree: Tree) -> None:
     det = _walk.details(tree.root, ["10000:e1:00.0", "fffffffe:01:00.0", "010000:e1:00.0"])
     assert det["10000:e1:00.0"][0] == "mlx5_core" and det["fffffffe:01:00.0"][2] == []
     assert det["010000:e1:00.0"][2][0][1].startswith("not a PCI address")
+
+
+def test_a_long_listing_in_any_order_comes_out_in_address_order_with_its_inodes(tree: Tree) -> None:
+    """The listing is sorted by key (a radix sort from 64 entries on): created in a shuffled
+    order across domains that differ in every byte, it comes out in numeric address order, and
+    each name keeps its own entry's inode number."""
+    domains = [0x0000, 0x0001, 0x00FF, 0x0100, 0xFFFF, 0x10000, 0x1234567, 0xFFFFFFFE]
+    names = [f"{d:04x}:{b:02x}:{s:02x}.{f}" for d in domains for b in (0x00, 0x03, 0x80, 0xFF)
+             for s in (0, 0x1F) for f in (0, 7)]
+    target = "../../../devices/pci0000:00/nothing"
+    names = sorted(set(names) | set(os.listdir(tree.devices)))  # with what the tree has (a bridge)
+    random.Random(7).shuffle(names)
+    for a in names:
+        if not (tree.devices / a).is_symlink():
+            (tree.devices / a).symlink_to(target)
+    got, inodes = _walk.listing_of(_walk.walk(tree.root).listing)
+    assert len(names) >= 64 and got == sorted(names, key=_walk_key)
+    assert inodes == [os.lstat(tree.devices / a).st_ino for a in got]
+
+
+def _walk_key(address: str) -> tuple[int, int, int, int]:
+    domain, bus, rest = address.split(":")
+    slot, function = rest.split(".")
+    return int(domain, 16), int(bus, 16), int(slot, 16), int(function)
 
 
 # -- hostile trees ---------------------------------------------------------------------------------
