@@ -1628,6 +1628,7 @@ static int by_columns(fv_result *r)
         for (size_t k = 0; k < FV_N_INTS; k++)
             r->columns[k * n + i] = rec[k];
         const fv_device *d = &r->devices[i];
+        r->flags_any |= d->flags;
         if (d->driver_off >= 0 || d->netdev_off >= 0 || d->vpd_off >= 0)
             r->extra_rows[r->n_extra++] = (int32_t)i;
     }

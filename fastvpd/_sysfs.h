@@ -196,6 +196,7 @@ typedef struct fv_result {
     int32_t *address_offsets;
     int32_t *extra_rows;
     int32_t n_extra;
+    int32_t flags_any; /* the FV_F_* flags of all devices OR'ed: which a row-by-row look needs */
 } fv_result;
 
 /* Walk <root>/bus/pci/devices. Returns NULL only when the result itself cannot be allocated. */

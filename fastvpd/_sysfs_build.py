@@ -154,6 +154,7 @@ typedef struct fv_result {
     int32_t *address_offsets;
     int32_t *extra_rows;
     int32_t n_extra;
+    int32_t flags_any;
 } fv_result;
 
 fv_result *fv_walk(const char *root, int flags);

@@ -160,7 +160,7 @@ class Walk(NamedTuple):
     problems: list[tuple[int, str, str, str]]
     counters: dict[str, int]
     #: inode number of each device's bus/pci/devices entry (renewed when the kernel re-creates it)
-    inodes: list[int] = []
+    inodes: Sequence[int] = ()
     #: class/net as listed ("<inode> <name>\n" per entry), None without class/net
     class_net: bytes | None = None
     #: the bus/pci/devices listing as one byte string (names and inode numbers), to compare
@@ -460,7 +460,7 @@ Root = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
 
 def walk(root: Root, *, read_vpd: bool = True, vf_vpd: bool = False,
-         listing: tuple[list[str], list[int]] | None = None,
+         listing: tuple[list[str], Sequence[int]] | None = None,
          reuse: tuple[Walk, list[str]] | None = None) -> Walk:
     """Walk ``<root>/bus/pci/devices`` in one C call; see the module docstring for the rows.
 
@@ -488,9 +488,9 @@ def walk(root: Root, *, read_vpd: bool = True, vf_vpd: bool = False,
         if reuse is not None:
             _fill_reused(reuse[0], rows, addresses, columns, extras, problems)
         flags = columns.flags
-        # A host has a handful of distinct flag values: look at those before at every row.
-        factless = ([i for i, f in enumerate(flags) if f & _NO_FACTS]
-                    if any(f & _NO_FACTS for f in set(flags)) else [])
+        # Rows are looked at one by one only when one has such a flag (the C side ORs them all).
+        any_flags = res.flags_any | (_NO_FACTS if reuse is not None else 0)
+        factless = [i for i, f in enumerate(flags) if f & _NO_FACTS] if any_flags & _NO_FACTS else []
         return Walk(addresses, columns, extras, factless, problems, _counters(res),
                     _inodes(res), _class_net(res, strings), _listing(res))
     finally:
@@ -498,7 +498,7 @@ def walk(root: Root, *, read_vpd: bool = True, vf_vpd: bool = False,
             lib.fv_free(res)
 
 
-def _rewalk_args(listing: tuple[list[str], list[int]] | None,
+def _rewalk_args(listing: tuple[list[str], Sequence[int]] | None,
                  reuse: tuple[Walk, list[str]] | None,
                  ) -> tuple[Any, list[Any], dict[str, int]]:
     """The fv_rewalk_args of `walk`, the objects the C call reads from (kept alive), and the
@@ -511,7 +511,7 @@ def _rewalk_args(listing: tuple[list[str], list[int]] | None,
     if listing is not None:
         text = "\n".join(listing[0]).encode("ascii")
         names = ffi.new("char[]", text)
-        inodes = ffi.new("uint64_t[]", listing[1] or [0])
+        inodes = ffi.new("uint64_t[]", list(listing[1]) or [0])
         keep += [names, inodes]
         args.listing, args.listing_len, args.listing_inodes = names, len(text), inodes
     if reuse is not None and reuse[1]:
@@ -589,9 +589,12 @@ def details(root: Root, addresses: Iterable[str], *,
             lib.fv_free(res)
 
 
-def _inodes(res: Any) -> list[int]:
-    n = res.n_listed
-    return memoryview(ffi.buffer(res.inodes, 8 * n)[:]).cast("Q").tolist() if n > 0 else []
+def _inodes(res: Any) -> array[int]:
+    """One machine word per entry, no int object per VF until one is asked for."""
+    out = array("Q")
+    if res.n_listed > 0:
+        out.frombytes(ffi.buffer(res.inodes, 8 * res.n_listed))
+    return out
 
 
 def _listing(res: Any) -> bytes:
