@@ -461,7 +461,7 @@ Root = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
 def walk(root: Root, *, read_vpd: bool = True, vf_vpd: bool = False,
          listing: tuple[list[str], Sequence[int]] | None = None,
-         reuse: tuple[Walk, list[str]] | None = None) -> Walk:
+         reuse: tuple[Walk, list[str]] | None = None, entries: bool = True) -> Walk:
     """Walk ``<root>/bus/pci/devices`` in one C call; see the module docstring for the rows.
 
     ``read_vpd`` reads the raw ``vpd`` of PFs and functions without SR-IOV; ``vf_vpd`` (with
@@ -472,7 +472,9 @@ def walk(root: Root, *, read_vpd: bool = True, vf_vpd: bool = False,
     (names, entry inode numbers or 0) stands in for reading ``bus/pci/devices``, and ``reuse``
     (a previous walk, and the addresses in it not to read again: PFs and plain functions) has
     those copied from the previous walk when their entry is the same (a PF's VFs computed from
-    its layout, unread). The result is what a walk reading everything would give.
+    its layout, unread). The result is what a walk reading everything would give. Without
+    ``entries`` the walk keeps no copy of the listing (`Walk.inodes`, `Walk.listing` empty): only
+    a later comparison needs one.
     """
     root_s = root_path(root)
     flags = (lib.FV_READ_VPD if read_vpd else 0) | (lib.FV_VF_VPD if read_vpd and vf_vpd else 0)
@@ -491,6 +493,8 @@ def walk(root: Root, *, read_vpd: bool = True, vf_vpd: bool = False,
         # Rows are looked at one by one only when one has such a flag (the C side ORs them all).
         any_flags = res.flags_any | (_NO_FACTS if reuse is not None else 0)
         factless = [i for i, f in enumerate(flags) if f & _NO_FACTS] if any_flags & _NO_FACTS else []
+        if not entries:
+            return Walk(addresses, columns, extras, factless, problems, _counters(res))
         return Walk(addresses, columns, extras, factless, problems, _counters(res),
                     _inodes(res), _class_net(res, strings), _listing(res))
     finally:

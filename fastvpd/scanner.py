@@ -46,7 +46,7 @@ def scan(sysfs: _walk.Root = "/sys", *, read_vpd: bool = True, vf_vpd: bool = Fa
     when it holds a NUL byte (which would cut the path short), TypeError when it is no path.
     """
     root = _root(sysfs)
-    return _inventory(_walk.walk(root, read_vpd=read_vpd, vf_vpd=vf_vpd), root,
+    return _inventory(_walk.walk(root, read_vpd=read_vpd, vf_vpd=vf_vpd, entries=False), root,
                       strict_vpd=strict_vpd)
 
 
