@@ -654,32 +654,43 @@ static void sort_keys(keyino *a, size_t n)
     free(tmp);
 }
 
+/* The bus/pci/devices listing failed with `rc` (an errno value, or 0 when w->oom says why):
+ * records it on the result (ENOMEM without w->oom: the result would be too big); returns -1. */
+static int listing_failed(walker *w, int rc)
+{
+    if (rc && rc != ENOMEM) {
+        w->r->error = FV_E_LISTING;
+        w->r->error_errno = rc;
+    } else if (!w->oom) {
+        w->oom = 2;
+    }
+    return -1;
+}
+
 /* List bus/pci/devices into w->keys (sorted, w->n of them) and r->inodes (each entry's d_ino).
  * 0, or -1 with r->error (or w->oom) set. */
 static int list_bus(walker *w)
 {
-    fv_result *r = w->r;
     keylist kl = {NULL, 0, 0};
     int rc = list_dir(w, w->devfd, listing_cb, &kl);
-    if (rc || w->oom || kl.n > (size_t)INT32_MAX / sizeof(fv_device)) {
+    if (rc || w->oom) {
         free(kl.keys);
-        if (rc && rc != ENOMEM) {
-            r->error = FV_E_LISTING;
-            r->error_errno = rc;
-        } else if (!w->oom) {
-            w->oom = 2;
-        }
-        return -1;
+        return listing_failed(w, rc);
     }
     return bus_keys(w, &kl);
 }
 
 /* The keys `kl` holds (freed here), sorted into w->keys, their inodes into r->inodes: 0 or -1
- * (w->oom set). */
+ * (w->oom set; 2 when there are more than a result can hold). */
 static int bus_keys(walker *w, keylist *kp)
 {
     fv_result *r = w->r;
     keylist kl = *kp;
+    if (kl.n > (size_t)INT32_MAX / sizeof(fv_device)) {
+        free(kl.keys);
+        w->oom = 2;
+        return -1;
+    }
     sort_keys(kl.keys, kl.n);
     w->keys = malloc((kl.n ? kl.n : 1) * sizeof *w->keys);
     r->inodes = malloc((kl.n ? kl.n : 1) * sizeof *r->inodes);
@@ -2058,6 +2069,18 @@ fv_prober *fv_prober_new(const char *root, const char *pfs, size_t len, const in
     return p;
 }
 
+/* Drop the listing the prober kept (see struct fv_prober). */
+static void forget_listing(fv_prober *p)
+{
+    free(p->seen);
+    free(p->addresses);
+    free(p->inodes);
+    p->seen = NULL;
+    p->addresses = NULL;
+    p->inodes = NULL;
+    p->n_listed = -1;
+}
+
 void fv_prober_free(fv_prober *p)
 {
     if (!p)
@@ -2073,9 +2096,7 @@ void fv_prober_free(fv_prober *p)
         close(p->devfd);
     if (p->rootfd >= 0)
         close(p->rootfd);
-    free(p->seen);
-    free(p->addresses);
-    free(p->inodes);
+    forget_listing(p);
     free(p->pf);
     free(p->root);
     free(p);
@@ -2204,17 +2225,6 @@ static int raw_cb(walker *w, void *ctx, const char *name, size_t len, unsigned c
     return 0;
 }
 
-static void forget_listing(fv_prober *p)
-{
-    free(p->seen);
-    free(p->addresses);
-    free(p->inodes);
-    p->seen = NULL;
-    p->addresses = NULL;
-    p->inodes = NULL;
-    p->n_listed = -1;
-}
-
 static void *dup_mem(const void *src, size_t n)
 {
     void *d = malloc(n ? n : 1);
@@ -2233,13 +2243,7 @@ static int prober_listing(walker *w, fv_prober *p)
     int rc = list_dir(w, w->devfd, raw_cb, &now);
     if (rc || w->oom) {
         free(now.p);
-        if (rc && rc != ENOMEM) {
-            r->error = FV_E_LISTING;
-            r->error_errno = rc;
-        } else if (!w->oom) {
-            w->oom = 2;
-        }
-        return -1;
+        return listing_failed(w, rc);
     }
     if (p->n_listed >= 0 && now.len == p->seen_len &&
         (now.len == 0 || memcmp(now.p, p->seen, now.len) == 0)) {
@@ -2268,12 +2272,6 @@ static int prober_listing(walker *w, fv_prober *p)
             free(now.p);
             return -1; /* w->oom is set */
         }
-    }
-    if (kl.n > (size_t)INT32_MAX / sizeof(fv_device)) {
-        free(kl.keys);
-        free(now.p);
-        w->oom = 2;
-        return -1;
     }
     if (bus_keys(w, &kl) || name_devices(w)) {
         free(now.p);
